@@ -1,0 +1,132 @@
+/**
+ * connmgr: owns the client listeners. It admits or sheds each request before any other work
+ * is done, enforces the header limit with Pushpin's text, and hands admitted requests to the
+ * proxy. Bun.serve has no accept cap, so `client_maxconn` is enforced here on requests in
+ * progress: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
+ */
+import { Context, Data, Effect, Layer } from "effect"
+import { AppSettings } from "../config/live.ts"
+import type { ListenAddress } from "../config/types.ts"
+import { log } from "../log/log.ts"
+import type { RunningServer, ServerRuntime } from "../platform/server.ts"
+import { Proxy } from "../proxy/proxy.ts"
+
+/** Connections with no request in progress are closed after this long (slow-loris guard). */
+export const CLIENT_IDLE_TIMEOUT_SECONDS = 120
+
+/** In-flight requests get this long to finish on a graceful stop before connections are cut. */
+export const SHUTDOWN_DRAIN_DEADLINE_MS = 5000
+
+/** Seconds a shed client is told to wait before retrying. */
+export const SHED_RETRY_AFTER_SECONDS = 1
+
+/** Bun refuses request bodies past this; the proxy streams anything larger than 100 KB. */
+export const MAX_REQUEST_BODY_BYTES = 1024 * 1024 * 1024
+
+export interface ConnmgrStats {
+  shedMaxconn: number
+  headerTooLarge: number
+  internalErrors: number
+}
+
+export class ServerRuntimeService extends Context.Service<ServerRuntimeService, ServerRuntime>()(
+  "pushpin-ts/platform/ServerRuntime"
+) {}
+
+/** Approximate size of the request head as it was on the wire. */
+export const requestHeadSize = (request: Request, pathAndQuery: string): number => {
+  let size = request.method.length + pathAndQuery.length + 12
+  for (const [name, value] of request.headers) size += name.length + value.length + 4
+  return size + 2
+}
+
+export class Connmgr extends Context.Service<Connmgr, {
+  readonly servers: ReadonlyArray<RunningServer>
+  readonly stats: Readonly<ConnmgrStats>
+  readonly inFlight: () => number
+}>()("pushpin-ts/connmgr/Connmgr") {
+  static readonly layer = Layer.effect(
+    Connmgr,
+    Effect.gen(function*() {
+      const settings = yield* AppSettings
+      const runtime = yield* ServerRuntimeService
+      const proxy = yield* Proxy
+      const { clientMaxconn, clientBufferSize } = settings.runner
+      const stats: ConnmgrStats = { shedMaxconn: 0, headerTooLarge: 0, internalErrors: 0 }
+      const servers: Array<RunningServer> = []
+      const inFlight = () => {
+        let total = 0
+        for (const server of servers) total += server.pendingRequests()
+        return total
+      }
+
+      const handler = (request: Request, client: Parameters<typeof proxy.handle>[1]): Response | Promise<Response> => {
+        // pendingRequests already counts this request.
+        if (inFlight() > clientMaxconn) {
+          stats.shedMaxconn++
+          log.write("connmgr", 1, `shed: ${request.method} ${request.url}: client_maxconn (${clientMaxconn}) reached`)
+          return new Response("Service Unavailable: connection limit reached.\n", {
+            status: 503,
+            headers: { "content-type": "text/plain", "retry-after": String(SHED_RETRY_AFTER_SECONDS) }
+          })
+        }
+        const queryAt = request.url.indexOf("/", request.url.indexOf("//") + 2)
+        if (requestHeadSize(request, queryAt >= 0 ? request.url.slice(queryAt) : "/") > clientBufferSize) {
+          stats.headerTooLarge++
+          return new Response(`Request header size exceeded limit of ${clientBufferSize} bytes.\n`, {
+            status: 400,
+            headers: { "content-type": "text/plain", connection: "close" }
+          })
+        }
+        return proxy.handle(request, client)
+      }
+
+      const onError = (error: unknown): Response => {
+        stats.internalErrors++
+        log.write("connmgr", 0, `internal error while handling a request: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+        return new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } })
+      }
+
+      const listen = (address: ListenAddress) =>
+        Effect.acquireRelease(
+          Effect.try({
+            try: () =>
+              runtime.serve({
+                listener: { kind: "tcp", host: address.host, port: address.port },
+                handler,
+                idleTimeoutSeconds: CLIENT_IDLE_TIMEOUT_SECONDS,
+                maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
+                onError
+              }),
+            catch: (cause) =>
+              new ListenError({
+                address: `${address.host}:${address.port}`,
+                reason: cause instanceof Error ? cause.message : String(cause)
+              })
+          }),
+          (server) =>
+            Effect.promise(async () => {
+              const drained = server.stop(false)
+              const deadline = new Promise<"deadline">((resolve) => setTimeout(() => resolve("deadline"), SHUTDOWN_DRAIN_DEADLINE_MS).unref())
+              if ((await Promise.race([drained, deadline])) === "deadline") await server.stop(true)
+            })
+        )
+
+      for (const address of settings.runner.httpPorts) {
+        const server = yield* listen(address)
+        servers.push(server)
+        yield* Effect.logInfo(`listening for clients on http://${server.description}`)
+      }
+      return Connmgr.of({ servers, stats, inFlight })
+    }).pipe(Effect.annotateLogs({ service: "connmgr" }))
+  )
+}
+
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly address: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot listen on ${this.address}: ${this.reason}`
+  }
+}

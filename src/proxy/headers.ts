@@ -1,0 +1,126 @@
+/**
+ * Pushpin's header rules for proxied requests and pass-through responses
+ * (Pushpin: `ProxyUtil::manipulateRequestHeaders`). Pure functions: no I/O, unit-tested.
+ */
+import type { ProxySettings, Route, XForwardedForRules } from "../config/types.ts"
+
+/** Never forwarded to the origin: connection-scoped or encoding headers Pushpin removes. */
+const REQUEST_HEADERS_REMOVED = [
+  "connection",
+  "keep-alive",
+  "accept-encoding",
+  "content-encoding",
+  "transfer-encoding",
+  "expect",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "upgrade"
+] as const
+
+/** Connection-scoped response headers; the client connection has its own. */
+const RESPONSE_HEADERS_REMOVED = ["connection", "keep-alive", "transfer-encoding", "proxy-connection", "trailer", "upgrade"] as const
+
+export interface RequestHeaderContext {
+  readonly route: Route
+  readonly proxy: Pick<
+    ProxySettings,
+    "setXForwardedProtocol" | "xForwardedFor" | "acceptPushpinRoute" | "cdnLoop"
+  >
+  readonly peerAddress: string | undefined
+  /** The request's scheme as the proxy sees it (after `accept_x_forwarded_protocol`). */
+  readonly scheme: "http" | "https" | "ws" | "wss"
+  /** Host header value sent to the origin. */
+  readonly host: string
+  /** Grip-Sig token, when the route signs. */
+  readonly gripSig: string | undefined
+}
+
+const isGripHeader = (name: string): boolean => name.length >= 5 && name.slice(0, 5).toLowerCase() === "grip-"
+
+export const applyXForwardedFor = (
+  existing: string | null,
+  rules: XForwardedForRules,
+  peerAddress: string | undefined
+): string | undefined => {
+  let entries = existing === null
+    ? []
+    : existing.split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0)
+  if (rules.truncate !== undefined) entries = rules.truncate === 0 ? [] : entries.slice(-rules.truncate)
+  if (rules.append && peerAddress !== undefined) entries.push(peerAddress)
+  return entries.length > 0 ? entries.join(", ") : undefined
+}
+
+/** Builds the header set sent to the origin from the client's headers. */
+export const originRequestHeaders = (client: Headers, context: RequestHeaderContext): Headers => {
+  const headers = new Headers()
+  const connectionTokens = (client.get("connection") ?? "")
+    .split(",")
+    .map((token) => token.trim().toLowerCase())
+    .filter((token) => token.length > 0)
+  for (const [name, value] of client) {
+    if (isGripHeader(name)) continue // untrusted clients may not speak GRIP to the origin
+    if (connectionTokens.includes(name)) continue
+    if (name === "host") continue
+    if (name === "set-cookie") continue // request headers never carry it; Headers iteration would split it
+    headers.append(name, value)
+  }
+  for (const name of REQUEST_HEADERS_REMOVED) headers.delete(name)
+  // Bun's fetch adds `Accept-Encoding: gzip, deflate, br, zstd` when none is set; Pushpin does not
+  // relay compression, so ask the origin for the identity encoding explicitly.
+  headers.set("accept-encoding", "identity")
+
+  const { proxy, route } = context
+  if (proxy.acceptPushpinRoute) headers.delete("pushpin-route")
+  if (proxy.cdnLoop !== undefined && proxy.cdnLoop.length > 0) {
+    const existing = headers.get("cdn-loop")
+    headers.set("cdn-loop", existing === null ? proxy.cdnLoop : `${existing}, ${proxy.cdnLoop}`)
+  }
+
+  if (proxy.setXForwardedProtocol !== "none") {
+    headers.delete("x-forwarded-proto")
+    headers.delete("x-forwarded-protocol")
+    if (context.scheme === "https" || context.scheme === "wss") {
+      headers.set("x-forwarded-proto", context.scheme)
+      if (proxy.setXForwardedProtocol === "true") headers.set("x-forwarded-protocol", context.scheme)
+    }
+  }
+
+  const forwardedFor = applyXForwardedFor(client.get("x-forwarded-for"), proxy.xForwardedFor, context.peerAddress)
+  if (forwardedFor === undefined) headers.delete("x-forwarded-for")
+  else headers.set("x-forwarded-for", forwardedFor)
+
+  if (context.gripSig !== undefined && !route.noGrip) headers.set("grip-sig", context.gripSig)
+
+  headers.set("host", context.host)
+  for (const [name, value] of route.headers) {
+    if (value.length === 0) headers.delete(name)
+    else headers.set(name, value)
+  }
+  return headers
+}
+
+/** Headers for a pass-through response: the origin's, minus what belongs to its connection. */
+export const clientResponseHeaders = (origin: Headers): Headers => {
+  const headers = new Headers(origin)
+  for (const name of RESPONSE_HEADERS_REMOVED) headers.delete(name)
+  return headers
+}
+
+/** A response carries GRIP instructions when it has a `Grip-*` header or the instruct type. */
+export const isGripResponse = (headers: Headers): boolean => {
+  for (const name of headers.keys()) if (isGripHeader(name)) return true
+  const contentType = headers.get("content-type")
+  return contentType !== null && contentType.split(";")[0]?.trim().toLowerCase() === "application/grip-instruct"
+}
+
+/**
+ * Applies `path_rem` and `replace_beg` to a request path (query string untouched). As in
+ * Pushpin, `replace_beg` is "remove the path_beg prefix, then prepend": the route parser sets
+ * `pathRem` to the prefix length when `replace_beg` is given.
+ */
+export const rewritePath = (path: string, route: Pick<Route, "pathRem" | "replaceBeg">): string => {
+  let rewritten = route.pathRem > 0 ? path.slice(route.pathRem) : path
+  if (route.replaceBeg !== undefined) rewritten = route.replaceBeg + rewritten
+  return rewritten.startsWith("/") ? rewritten : `/${rewritten}`
+}

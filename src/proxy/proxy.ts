@@ -1,0 +1,328 @@
+/**
+ * The proxy: picks a route, rewrites the request as Pushpin does, forwards it to the first
+ * target that accepts a connection, and either streams the origin's answer back or hands a
+ * GRIP answer to the handler.
+ *
+ * Everything in `handle` runs per request, so it is plain async code; Effect builds the
+ * service (settings, routes, handler, stats) and owns its lifetime.
+ */
+import { Context, Effect, Layer } from "effect"
+import type { ProxySettings, Route, Target } from "../config/types.ts"
+import { AppSettings, LiveRoutes } from "../config/live.ts"
+import { GripSigner } from "../grip/jwt.ts"
+import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
+import { log } from "../log/log.ts"
+import type { ClientConnection } from "../platform/server.ts"
+import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath } from "./headers.ts"
+import { OriginGate } from "./origin-gate.ts"
+import { handleTestRoute } from "./test-route.ts"
+
+/** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
+export const MAX_REPLAYABLE_BODY_BYTES = 100_000
+
+/** Seconds a shed client is told to wait before retrying. */
+export const SHED_RETRY_AFTER_SECONDS = 1
+
+export interface ProxyStats {
+  requests: number
+  originErrors: number
+  failovers: number
+  shedOriginQueueFull: number
+  gripHandoffs: number
+}
+
+type OriginTarget = Extract<Target, { kind: "origin" }>
+
+const TEXT_PLAIN = { "content-type": "text/plain" }
+
+/** Errors that mean "this target never got the request": safe to try the next one. */
+const CONNECT_ERROR_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ConnectionRefused",
+  "ConnectionClosed",
+  "ETIMEDOUT",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "CERT_HAS_EXPIRED",
+  "ERR_TLS_CERT_ALTNAME_INVALID"
+])
+
+const errorCode = (error: unknown): string | undefined => {
+  if (typeof error === "object" && error !== null && "code" in error) {
+    const code = (error as { code: unknown }).code
+    return typeof code === "string" ? code : undefined
+  }
+  return undefined
+}
+
+const describeError = (error: unknown): string => {
+  const code = errorCode(error)
+  if (code === "ECONNREFUSED" || code === "ConnectionRefused") return "connection refused"
+  if (code === "ENOTFOUND") return "host not found"
+  return error instanceof Error ? error.message : String(error)
+}
+
+const targetAuthority = (target: OriginTarget): string =>
+  `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`
+
+const hostWithoutPort = (host: string): string => {
+  if (host.startsWith("[")) {
+    const end = host.indexOf("]")
+    return (end > 0 ? host.slice(1, end) : host).toLowerCase()
+  }
+  const colon = host.indexOf(":")
+  return (colon >= 0 ? host.slice(0, colon) : host).toLowerCase()
+}
+
+const readBodyUpTo = async (body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array<ArrayBuffer> | undefined> => {
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  const reader = body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel()
+      return undefined
+    }
+    chunks.push(value)
+  }
+  const joined = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    joined.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return joined
+}
+
+export class Proxy extends Context.Service<Proxy, {
+  readonly handle: (request: Request, client: ClientConnection) => Promise<Response>
+  readonly stats: Readonly<ProxyStats>
+  readonly gates: ReadonlyMap<string, OriginGate>
+}>()("pushpin-ts/proxy/Proxy") {
+  static readonly layer = Layer.effect(
+    Proxy,
+    Effect.gen(function*() {
+      const settings = yield* AppSettings
+      const routes = yield* LiveRoutes
+      const handler = yield* Handler
+      return makeProxy(settings.proxy, routes.current, handler.accept)
+    })
+  )
+}
+
+export const makeProxy = (
+  settings: ProxySettings,
+  currentRoutes: () => import("../config/routes.ts").RouteTable,
+  acceptGrip: Context.Service.Shape<typeof Handler>["accept"]
+) => {
+  const stats: ProxyStats = { requests: 0, originErrors: 0, failovers: 0, shedOriginQueueFull: 0, gripHandoffs: 0 }
+  const gates = new Map<string, OriginGate>()
+  const signers = new Map<string, GripSigner>()
+  const defaultSigner = settings.sigKey === undefined ? undefined : new GripSigner(settings.sigIss, settings.sigKey)
+
+  const signerFor = (route: Route): GripSigner | undefined => {
+    if (route.noGrip) return undefined
+    if (route.sigKey === undefined && route.sigIss === undefined) return defaultSigner
+    const key = route.sigKey ?? settings.sigKey
+    if (key === undefined) return undefined
+    const cacheKey = route.internalId
+    let signer = signers.get(cacheKey)
+    if (signer === undefined || signer.key !== key) {
+      signer = new GripSigner(route.sigIss ?? settings.sigIss, key)
+      signers.set(cacheKey, signer)
+    }
+    return signer
+  }
+
+  const gateFor = (target: OriginTarget): OriginGate => {
+    const key = targetAuthority(target)
+    let gate = gates.get(key)
+    if (gate === undefined) {
+      gate = new OriginGate({ maxActive: settings.originMaxConcurrency, maxWaiting: settings.maxOpenRequests })
+      gates.set(key, gate)
+    }
+    return gate
+  }
+
+  const accessLog = (line: string) => log.write("proxy", 2, line)
+
+  const badGateway = (route: Route | undefined, uri: string, method: string, detail: string, target?: string) => {
+    const debug = settings.debug || route?.debug === true
+    accessLog(`${method} ${uri}${target === undefined ? "" : ` -> ${target}`} code=502 error`)
+    return new Response(`Error while proxying to origin.${debug ? `\n${detail}` : ""}\n`, { status: 502, headers: TEXT_PLAIN })
+  }
+
+  const handle = async (request: Request, client: ClientConnection): Promise<Response> => {
+    stats.requests++
+    const url = new URL(request.url)
+    const hostHeader = request.headers.get("host") ?? "localhost"
+    const forwardedProto = settings.acceptXForwardedProtocol
+      ? (request.headers.get("x-forwarded-proto") ?? request.headers.get("x-forwarded-protocol"))?.toLowerCase()
+      : undefined
+    const isTls = client.isTls || forwardedProto === "https" || forwardedProto === "wss"
+    const scheme = isTls ? "https" : "http"
+    const uri = `${scheme}://${hostHeader}${url.pathname}${url.search}`
+    const method = request.method
+    const table = currentRoutes()
+
+    const requestedRouteId = settings.acceptPushpinRoute ? request.headers.get("pushpin-route") : null
+    let route: Route
+    const chosen = requestedRouteId === null ? undefined : table.findById(requestedRouteId)
+    if (chosen !== undefined) route = chosen
+    else {
+      const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.pathname, isWebSocket: false, isTls })
+      if (lookup._tag === "NoRoute") {
+        accessLog(`${method} ${uri} code=502 error`)
+        return new Response(`No route for host: ${lookup.host}\n`, { status: 502, headers: TEXT_PLAIN })
+      }
+      route = lookup.route
+    }
+    const routeTag = route.id === undefined ? "" : ` route=${route.id}`
+    const first = route.targets[0]
+    if (first === undefined) return badGateway(route, uri, method, "Route has no targets.")
+    if (first.kind === "test") {
+      const path = route.pathBeg.length > 1 && url.pathname.startsWith(route.pathBeg)
+        ? `/${url.pathname.slice(route.pathBeg.length).replace(/^\//, "")}`
+        : url.pathname
+      const response = handleTestRoute(method, path)
+      accessLog(`${method} ${uri} -> test${routeTag} code=${response.status}`)
+      return response
+    }
+    if (first.kind !== "origin") {
+      return badGateway(route, uri, method, `Target type ${first.kind}/ is not supported by pushpin-ts.`)
+    }
+
+    // Slow origins and long responses must not be cut by the connection's idle timer.
+    client.keepOpen()
+
+    let body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | undefined
+    if (request.body !== null && method !== "GET" && method !== "HEAD") {
+      const declared = Number(request.headers.get("content-length") ?? Number.NaN)
+      body = declared <= MAX_REPLAYABLE_BODY_BYTES ? new Uint8Array(await request.arrayBuffer()) : request.body
+    }
+    const path = rewritePath(url.pathname, route) + url.search
+    const signer = signerFor(route)
+    const failures: Array<string> = []
+
+    for (const target of route.targets) {
+      if (target.kind !== "origin") continue
+      const authority = targetAuthority(target)
+      const gate = gateFor(target)
+      const admission = await gate.acquire(request.signal)
+      if (admission._tag === "Full") {
+        stats.shedOriginQueueFull++
+        log.write("proxy", 1, `shed: ${method} ${uri} -> ${authority}${routeTag}: origin queue full (${gate.waitingCount} waiting, ${gate.activeCount} active)`)
+        accessLog(`${method} ${uri} -> ${authority}${routeTag} code=503 0`)
+        return new Response("Service Unavailable: too many requests waiting for the origin.\n", {
+          status: 503,
+          headers: { ...TEXT_PLAIN, "retry-after": String(SHED_RETRY_AFTER_SECONDS) }
+        })
+      }
+      const headers = originRequestHeaders(request.headers, {
+        route,
+        proxy: settings,
+        peerAddress: client.remoteAddress,
+        scheme,
+        host: target.hostHeader ?? route.asHost ?? hostHeader,
+        gripSig: signer?.current()
+      })
+      let upstream: Response
+      try {
+        upstream = await fetch(`${target.ssl ? "https" : "http"}://${authority}${path}`, {
+          method,
+          headers,
+          body: body ?? null,
+          redirect: "manual",
+          decompress: false,
+          signal: request.signal,
+          ...(target.insecure ? { tls: { rejectUnauthorized: false } } : {})
+        })
+      } catch (error) {
+        admission.release()
+        failures.push(`${authority} (${describeError(error)})`)
+        const replayable = body === undefined || body instanceof Uint8Array
+        if (replayable && CONNECT_ERROR_CODES.has(errorCode(error) ?? "")) {
+          stats.failovers++
+          continue
+        }
+        break
+      }
+      admission.release()
+      return respond(upstream, route, { method, uri, authority, routeTag, request, client })
+    }
+    stats.originErrors++
+    return badGateway(route, uri, method, `Unable to connect to any targets. Tried: ${failures.join(", ")}`, failures[0]?.split(" ")[0])
+  }
+
+  interface ExchangeContext {
+    readonly method: string
+    readonly uri: string
+    readonly authority: string
+    readonly routeTag: string
+    readonly request: Request
+    readonly client: ClientConnection
+  }
+
+  const respond = async (upstream: Response, route: Route, context: ExchangeContext): Promise<Response> => {
+    const { method, uri, authority, routeTag } = context
+    if (!route.noGrip && isGripResponse(upstream.headers)) {
+      const body = upstream.body === null ? new Uint8Array(0) : await readBodyUpTo(upstream.body, MAX_GRIP_INSTRUCT_BODY_BYTES)
+      if (body === undefined) return badGateway(route, uri, method, "GRIP instruct response too large.", authority)
+      stats.gripHandoffs++
+      accessLog(`${method} ${uri} -> ${authority}${routeTag} accept`)
+      return acceptGrip({
+        request: { method, uri, headers: context.request.headers },
+        route,
+        response: { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers, body },
+        client: context.client
+      })
+    }
+    const headers = clientResponseHeaders(upstream.headers)
+    const declaredLength = upstream.headers.get("content-length")
+    if (declaredLength !== null || upstream.body === null) {
+      accessLog(`${method} ${uri} -> ${authority}${routeTag} code=${upstream.status} ${declaredLength ?? 0}`)
+      return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers })
+    }
+    // Length unknown (chunked): count what actually passes so the access log tells the truth.
+    const reader = upstream.body.getReader()
+    let sent = 0
+    let logged = false
+    const finish = (outcome: string) => {
+      if (logged) return
+      logged = true
+      accessLog(`${method} ${uri} -> ${authority}${routeTag} code=${upstream.status} ${sent}${outcome}`)
+    }
+    const counted = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read()
+          if (done) {
+            finish("")
+            controller.close()
+          } else {
+            sent += value.byteLength
+            controller.enqueue(value)
+          }
+        } catch (error) {
+          finish(` (origin stream failed: ${describeError(error)})`)
+          controller.error(error)
+        }
+      },
+      cancel(reason) {
+        finish(" (client went away)")
+        return reader.cancel(reason)
+      }
+    }, { highWaterMark: 0 })
+    return new Response(counted, { status: upstream.status, statusText: upstream.statusText, headers })
+  }
+
+  return { handle, stats, gates } as const
+}

@@ -1,0 +1,450 @@
+/**
+ * Runs the real Pushpin (Debian 12: pushpin 1.36 + condure + zurl) privately, as the reference
+ * oracle for differential tests.
+ *
+ * Each instance gets its own temp dir with a generated pushpin.conf, routes file, zurl.conf,
+ * rundir (all ipc sockets live there) and logdir, and its own free TCP ports. zurl is started
+ * separately (with an EMPTY deny list, so local origins work) and the proxy's zurl_* specs are
+ * pointed at it. Nothing system-wide (/var/run/pushpin, /var/run/zurl, ports 7999/556x) is used.
+ *
+ * A route `pushpin-reference-readiness.invalid test` is appended to the routes so readiness can
+ * be probed without ever touching the caller's origin; it only matches that Host.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export type ReferencePushpinOptions = {
+  /** Lines of the routes file, e.g. `* 127.0.0.1:8080` or `* test`. */
+  readonly routes: ReadonlyArray<string>;
+  /** Extra/overriding keys per pushpin.conf section. */
+  readonly global?: Readonly<Record<string, string>>;
+  readonly runner?: Readonly<Record<string, string>>;
+  readonly proxy?: Readonly<Record<string, string>>;
+  readonly handler?: Readonly<Record<string, string>>;
+  /** Extra/overriding keys for zurl.conf [General]. */
+  readonly zurl?: Readonly<Record<string, string>>;
+  /** Startup timeout in ms (default 15 000). */
+  readonly startTimeoutMs?: number;
+};
+
+export type ReferencePushpin = {
+  /** Client HTTP port (condure). */
+  readonly httpPort: number;
+  /** push_in_http_port: the HTTP publish/control API. */
+  readonly publishPort: number;
+  /** `http://127.0.0.1:<httpPort>` */
+  readonly baseUrl: string;
+  /** `http://127.0.0.1:<publishPort>` */
+  readonly publishUrl: string;
+  /** ZMQ specs of the handler (tcp://127.0.0.1:port). */
+  readonly pushInSpec: string;
+  readonly pushInSubSpec: string;
+  readonly commandSpec: string;
+  /** The private temp dir (config, routes, run/, log/). Removed by stop(). */
+  readonly dir: string;
+  /** All log files (runner, condure, proxy, handler, zurl) concatenated. */
+  logs(): Promise<string>;
+  /** SIGTERM runner and zurl, SIGKILL after 5 s, make sure every child is gone, remove the dir. */
+  stop(): Promise<void>;
+};
+
+const READINESS_HOST = "pushpin-reference-readiness.invalid";
+const TEST_HANDLER_BODY = "Hello from the Pushpin test handler!";
+
+const INTERNAL_CONF_CANDIDATES = ["/usr/lib/pushpin/internal.conf", "/usr/local/lib/pushpin/internal.conf"];
+
+type Binaries = {
+  readonly pushpin: string;
+  readonly condure: string;
+  readonly zurl: string;
+  readonly internalConf: string;
+};
+
+const findBinaries = (): Binaries | undefined => {
+  const pushpin = Bun.which("pushpin");
+  const condure = Bun.which("condure");
+  const zurl = Bun.which("zurl");
+  const proxy = Bun.which("pushpin-proxy");
+  const handler = Bun.which("pushpin-handler");
+  const internalConf = INTERNAL_CONF_CANDIDATES.find((p) => existsSync(p));
+  if (pushpin === null || condure === null || zurl === null || proxy === null || handler === null) return undefined;
+  if (internalConf === undefined) return undefined;
+  return { pushpin, condure, zurl, internalConf };
+};
+
+export const referencePushpinAvailable = (): boolean => findBinaries() !== undefined;
+
+// ---------------------------------------------------------------------------------------------
+// Process bookkeeping, so nothing outlives the test process.
+
+type Live = {
+  readonly dir: string;
+  readonly runner: ChildProcess;
+  readonly zurl: ChildProcess;
+};
+
+const live = new Set<Live>();
+let exitHookInstalled = false;
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const signal = (pid: number | undefined, sig: NodeJS.Signals): void => {
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+};
+
+/** Pids from rundir/*.pid whose command line mentions our private dir (guards against pid reuse). */
+const ownedChildPids = (dir: string): Array<number> => {
+  const runDir = join(dir, "run");
+  let names: Array<string>;
+  try {
+    names = readdirSync(runDir).filter((n) => n.endsWith(".pid"));
+  } catch {
+    return [];
+  }
+  const pids: Array<number> = [];
+  for (const name of names) {
+    try {
+      const pid = Number.parseInt(readFileSync(join(runDir, name), "utf8").trim(), 10);
+      if (!Number.isInteger(pid) || pid <= 1) continue;
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      if (cmdline.includes(dir)) pids.push(pid);
+    } catch {
+      // file vanished or process gone
+    }
+  }
+  return pids;
+};
+
+const installExitHook = (): void => {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const inst of live) {
+      const children = ownedChildPids(inst.dir);
+      signal(inst.runner.pid, "SIGKILL");
+      signal(inst.zurl.pid, "SIGKILL");
+      for (const pid of children) signal(pid, "SIGKILL");
+      try {
+        rmSync(inst.dir, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+    live.clear();
+  });
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const freePorts = (count: number): Array<number> => {
+  const listeners: Array<{ port: number; stop(closeActiveConnections?: boolean): void }> = [];
+  try {
+    while (listeners.length < count) {
+      listeners.push(Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
+    }
+    return listeners.map((l) => l.port);
+  } finally {
+    for (const l of listeners) l.stop(true);
+  }
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Sections = Record<string, Record<string, string>>;
+
+const renderIni = (sections: Sections): string =>
+  Object.entries(sections)
+    .map(([name, keys]) => `[${name}]\n${Object.entries(keys).map(([k, v]) => `${k}=${v}\n`).join("")}`)
+    .join("\n");
+
+/** One raw HTTP/1.1 exchange with Connection: close; resolves with the whole response text. */
+const rawRequest = (port: number, request: string, timeoutMs: number): Promise<string> =>
+  new Promise((resolve, reject) => {
+    const chunks: Array<Buffer> = [];
+    const socket = createConnection({ host: "127.0.0.1", port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("timeout"));
+    }, timeoutMs);
+    socket.on("connect", () => socket.write(request));
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    });
+  });
+
+const readLogs = (dir: string): string => {
+  const logDir = join(dir, "log");
+  let names: Array<string>;
+  try {
+    names = readdirSync(logDir).sort();
+  } catch {
+    return "(no logs)";
+  }
+  return names
+    .map((name) => {
+      let text: string;
+      try {
+        text = readFileSync(join(logDir, name), "utf8");
+      } catch {
+        text = "(unreadable)";
+      }
+      return `==> ${name} <==\n${text}`;
+    })
+    .join("\n");
+};
+
+const waitExit = (child: ChildProcess, timeoutMs: number): Promise<boolean> => {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+};
+
+const exited = (child: ChildProcess): boolean => child.exitCode !== null || child.signalCode !== null;
+
+// ---------------------------------------------------------------------------------------------
+
+export const startReferencePushpin = async (options: ReferencePushpinOptions): Promise<ReferencePushpin> => {
+  const bins = findBinaries();
+  if (bins === undefined) throw new Error("reference Pushpin is not installed (pushpin, condure, zurl)");
+  installExitHook();
+
+  // ipc socket paths must stay well under the ~107 byte sun_path limit.
+  const base = existsSync("/tmp") ? "/tmp" : tmpdir();
+  const dir = mkdtempSync(join(base, "pushpin-ref-"));
+  const runDir = join(dir, "run");
+  const logDir = join(dir, "log");
+  mkdirSync(runDir);
+  mkdirSync(logDir);
+
+  const [httpPort, publishPort, pushInPort, pushInSubPort, commandPort] = freePorts(5);
+  if (
+    httpPort === undefined ||
+    publishPort === undefined ||
+    pushInPort === undefined ||
+    pushInSubPort === undefined ||
+    commandPort === undefined
+  ) {
+    throw new Error("could not allocate ports");
+  }
+
+  const zurlIn = `ipc://${runDir}/zurl-in`;
+  const zurlInStream = `ipc://${runDir}/zurl-in-stream`;
+  const zurlOut = `ipc://${runDir}/zurl-out`;
+
+  const zurlConf: Sections = {
+    General: {
+      instance_id: "",
+      in_spec: zurlIn,
+      in_stream_spec: zurlInStream,
+      out_spec: zurlOut,
+      in_req_spec: "",
+      defpolicy: "allow",
+      allow: "",
+      deny: "",
+      max_open_requests: "2000",
+      buffer_size: "200000",
+      timeout: "600",
+      in_hwm: "1000",
+      out_hwm: "1000",
+      ...options.zurl,
+    },
+  };
+
+  const pushInSpec = `tcp://127.0.0.1:${pushInPort}`;
+  const pushInSubSpec = `tcp://127.0.0.1:${pushInSubPort}`;
+  const commandSpec = `tcp://127.0.0.1:${commandPort}`;
+
+  // Debian's /etc/pushpin/pushpin.conf defaults, made private.
+  const conf: Sections = {
+    global: {
+      include: bins.internalConf,
+      rundir: runDir,
+      ipc_prefix: "pushpin-",
+      port_offset: "0",
+      stats_connection_ttl: "120",
+      ...options.global,
+    },
+    runner: {
+      services: "condure,pushpin-proxy,pushpin-handler",
+      http_port: `127.0.0.1:${httpPort}`,
+      logdir: logDir,
+      log_level: "2",
+      client_buffer_size: "8192",
+      client_maxconn: "50000",
+      condure_bin: bins.condure,
+      zurl_bin: bins.zurl,
+      ...options.runner,
+    },
+    proxy: {
+      routesfile: join(dir, "routes"),
+      debug: "false",
+      auto_cross_origin: "false",
+      accept_x_forwarded_protocol: "false",
+      set_x_forwarded_protocol: "proto-only",
+      x_forwarded_for: "",
+      x_forwarded_for_trusted: "",
+      orig_headers_need_mark: "",
+      accept_pushpin_route: "false",
+      log_from: "false",
+      log_user_agent: "false",
+      sig_iss: "pushpin",
+      sig_key: "changeme",
+      upstream_key: "",
+      sockjs_url: "http://cdn.jsdelivr.net/sockjs/0.3.4/sockjs.min.js",
+      updates_check: "off",
+      organization_name: "",
+      zurl_out_specs: zurlIn,
+      zurl_out_stream_specs: zurlInStream,
+      zurl_in_specs: zurlOut,
+      ...options.proxy,
+    },
+    handler: {
+      push_in_spec: pushInSpec,
+      push_in_sub_specs: pushInSubSpec,
+      push_in_sub_connect: "false",
+      push_in_http_addr: "127.0.0.1",
+      push_in_http_port: String(publishPort),
+      push_in_http_max_headers_size: "10000",
+      push_in_http_max_body_size: "1000000",
+      stats_spec: `ipc://${runDir}/pushpin-stats`,
+      command_spec: commandSpec,
+      message_rate: "2500",
+      message_hwm: "25000",
+      message_wait: "5000",
+      id_cache_ttl: "60",
+      connection_subscription_max: "20",
+      subscription_linger: "60",
+      stats_subscription_ttl: "60",
+      stats_report_interval: "10",
+      stats_format: "tnetstring",
+      ...options.handler,
+    },
+  };
+
+  const confPath = join(dir, "pushpin.conf");
+  const zurlConfPath = join(dir, "zurl.conf");
+  writeFileSync(confPath, renderIni(conf));
+  writeFileSync(zurlConfPath, renderIni(zurlConf));
+  writeFileSync(join(dir, "routes"), [...options.routes, `${READINESS_HOST} test`].join("\n") + "\n");
+
+  const spawnLogged = (argv: ReadonlyArray<string>, logName: string): ChildProcess => {
+    const fd = openSync(join(logDir, logName), "a");
+    try {
+      const [cmd, ...args] = argv;
+      if (cmd === undefined) throw new Error("empty argv");
+      return spawn(cmd, args, { cwd: dir, stdio: ["ignore", fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+  };
+
+  const timeoutMs = options.startTimeoutMs ?? 15_000;
+  const deadline = Date.now() + timeoutMs;
+
+  const zurl = spawnLogged([bins.zurl, `--config=${zurlConfPath}`], "zurl.log");
+  // Start the runner once zurl has bound its sockets, so the proxy's SUB is subscribed from the start.
+  const zurlSockets = [zurlIn, zurlInStream, zurlOut].map((spec) => spec.slice("ipc://".length));
+  while (!zurlSockets.every((path) => existsSync(path)) && !exited(zurl) && Date.now() < deadline) await sleep(5);
+  const runner = spawnLogged([bins.pushpin, `--config=${confPath}`], "runner.log");
+  const inst: Live = { dir, runner, zurl };
+  live.add(inst);
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      const children = ownedChildPids(dir);
+      signal(runner.pid, "SIGTERM");
+      signal(zurl.pid, "SIGTERM");
+      const [runnerGone, zurlGone] = await Promise.all([waitExit(runner, 5000), waitExit(zurl, 5000)]);
+      if (!runnerGone) signal(runner.pid, "SIGKILL");
+      if (!zurlGone) signal(zurl.pid, "SIGKILL");
+      // The runner stops its children on SIGTERM; make sure, then force.
+      const deadline = Date.now() + (runnerGone ? 5000 : 0);
+      while (children.some(isAlive) && Date.now() < deadline) await sleep(25);
+      for (const pid of children) if (isAlive(pid)) signal(pid, "SIGKILL");
+      await Promise.all([waitExit(runner, 2000), waitExit(zurl, 2000)]);
+      live.delete(inst);
+      rmSync(dir, { recursive: true, force: true });
+    })();
+    return stopping;
+  };
+
+  const fail = async (why: string): Promise<never> => {
+    const logs = readLogs(dir);
+    await stop();
+    throw new Error(`reference Pushpin failed to start: ${why}\n${logs}`);
+  };
+
+  let httpReady = false;
+  let publishReady = false;
+  let lastError = "";
+  if (!zurlSockets.every((path) => existsSync(path))) await fail("zurl did not bind its sockets");
+  while (!(httpReady && publishReady)) {
+    if (Date.now() > deadline) await fail(`not ready after ${timeoutMs} ms (${lastError})`);
+    if (exited(runner)) await fail(`runner exited (code ${String(runner.exitCode)}, signal ${String(runner.signalCode)})`);
+    if (exited(zurl)) await fail(`zurl exited (code ${String(zurl.exitCode)}, signal ${String(zurl.signalCode)})`);
+    if (!httpReady) {
+      try {
+        const res = await rawRequest(
+          httpPort,
+          `GET / HTTP/1.1\r\nHost: ${READINESS_HOST}\r\nConnection: close\r\n\r\n`,
+          1000,
+        );
+        httpReady = res.startsWith("HTTP/1.1 200") && res.includes(TEST_HANDLER_BODY);
+        if (!httpReady) lastError = `http port answered: ${JSON.stringify(res.slice(0, 80))}`;
+      } catch (e) {
+        lastError = `http port: ${String(e)}`;
+      }
+    }
+    if (!publishReady) {
+      try {
+        const res = await rawRequest(publishPort, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 1000);
+        publishReady = res.startsWith("HTTP/1.1 200");
+        if (!publishReady) lastError = `publish port answered: ${JSON.stringify(res.slice(0, 80))}`;
+      } catch (e) {
+        lastError = `publish port: ${String(e)}`;
+      }
+    }
+    if (!(httpReady && publishReady)) await sleep(20);
+  }
+
+  return {
+    httpPort,
+    publishPort,
+    baseUrl: `http://127.0.0.1:${httpPort}`,
+    publishUrl: `http://127.0.0.1:${publishPort}`,
+    pushInSpec,
+    pushInSubSpec,
+    commandSpec,
+    dir,
+    logs: () => Promise.resolve(readLogs(dir)),
+    stop,
+  };
+};
