@@ -115,6 +115,7 @@ const check = async (options: CliOptions): Promise<number> => {
   const services = mapServices(settings.runner.services)
   process.stdout.write(`\n[services] ${settings.runner.services.join(",")} -> ${services.mapped}\n`)
   for (const note of services.notes) process.stdout.write(`  ${note}\n`)
+  for (const warning of services.warnings) process.stderr.write(`warning: services: ${warning}\n`)
   for (const warning of warnings) process.stderr.write(`warning: ${warning.message}\n`)
   return 0
 }

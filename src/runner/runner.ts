@@ -50,8 +50,14 @@ export const serve = (options: RunOptions) =>
     yield* Effect.logInfo(`starting pushpin-ts ${VERSION} (${BunServerRuntime.name})`)
     yield* Effect.logInfo(settings.configFile === undefined ? "no config file found; using built-in defaults" : `using config: ${settings.configFile}`)
     for (const warning of warnings) yield* Effect.logWarning(warning.message)
+    // The seed of the migration story: say once what each legacy process became, and why.
     const services = mapServices(settings.runner.services)
-    if (services.notes.length > 0) yield* Effect.logInfo(`services: ${services.notes.join("; ")}`)
+    yield* Effect.logInfo(
+      `services=${settings.runner.services.join(",")}: ${services.mapped} ` +
+        `(pushpin-ts runs connmgr, proxy and handler in one process; no separate processes are started)` +
+        services.notes.map((note) => `; ${note}`).join("")
+    )
+    for (const warning of services.warnings) yield* Effect.logWarning(`services: ${warning}`)
 
     const app = Layer.mergeAll(Connmgr.layer, ReloadOnHangup).pipe(
       Layer.provideMerge(Proxy.layer),
