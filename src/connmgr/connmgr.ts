@@ -9,6 +9,7 @@ import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
 import { log } from "../log/log.ts"
 import type { RunningServer, ServerRuntime } from "../platform/server.ts"
+import { splitRequestTarget } from "../proxy/headers.ts"
 import { Proxy } from "../proxy/proxy.ts"
 
 /** Connections with no request in progress are closed after this long (slow-loris guard). */
@@ -34,8 +35,8 @@ export class ServerRuntimeService extends Context.Service<ServerRuntimeService, 
 ) {}
 
 /** Approximate size of the request head as it was on the wire. */
-export const requestHeadSize = (request: Request, pathAndQuery: string): number => {
-  let size = request.method.length + pathAndQuery.length + 12
+export const requestHeadSize = (request: Request, targetLength: number): number => {
+  let size = request.method.length + targetLength + 12
   for (const [name, value] of request.headers) size += name.length + value.length + 4
   return size + 2
 }
@@ -70,8 +71,8 @@ export class Connmgr extends Context.Service<Connmgr, {
             headers: { "content-type": "text/plain", "retry-after": String(SHED_RETRY_AFTER_SECONDS) }
           })
         }
-        const queryAt = request.url.indexOf("/", request.url.indexOf("//") + 2)
-        if (requestHeadSize(request, queryAt >= 0 ? request.url.slice(queryAt) : "/") > clientBufferSize) {
+        const target = splitRequestTarget(request.url)
+        if (requestHeadSize(request, target.path.length + target.search.length) > clientBufferSize) {
           stats.headerTooLarge++
           return new Response(`Request header size exceeded limit of ${clientBufferSize} bytes.\n`, {
             status: 400,

@@ -124,3 +124,17 @@ export const rewritePath = (path: string, route: Pick<Route, "pathRem" | "replac
   if (route.replaceBeg !== undefined) rewritten = route.replaceBeg + rewritten
   return rewritten.startsWith("/") ? rewritten : `/${rewritten}`
 }
+
+/**
+ * Path and query of a request, from `Request.url`. Bun gives an absolute URL normally but only
+ * the request target for an HTTP/1.0 request without Host, which `new URL` rejects.
+ */
+export const splitRequestTarget = (url: string): { readonly path: string; readonly search: string } => {
+  const schemeEnd = url.indexOf("://")
+  const pathStart = schemeEnd < 0 ? url.indexOf("/") : url.indexOf("/", schemeEnd + 3)
+  const target = pathStart < 0 ? "/" : url.slice(pathStart)
+  const queryStart = target.indexOf("?")
+  return queryStart < 0
+    ? { path: target, search: "" }
+    : { path: target.slice(0, queryStart), search: target.slice(queryStart) }
+}

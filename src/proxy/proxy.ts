@@ -13,7 +13,7 @@ import { GripSigner } from "../grip/jwt.ts"
 import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
 import { log } from "../log/log.ts"
 import type { ClientConnection } from "../platform/server.ts"
-import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath } from "./headers.ts"
+import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
 import { handleTestRoute } from "./test-route.ts"
 
@@ -162,14 +162,14 @@ export const makeProxy = (
 
   const handle = async (request: Request, client: ClientConnection): Promise<Response> => {
     stats.requests++
-    const url = new URL(request.url)
+    const url = splitRequestTarget(request.url)
     const hostHeader = request.headers.get("host") ?? "localhost"
     const forwardedProto = settings.acceptXForwardedProtocol
       ? (request.headers.get("x-forwarded-proto") ?? request.headers.get("x-forwarded-protocol"))?.toLowerCase()
       : undefined
     const isTls = client.isTls || forwardedProto === "https" || forwardedProto === "wss"
     const scheme = isTls ? "https" : "http"
-    const uri = `${scheme}://${hostHeader}${url.pathname}${url.search}`
+    const uri = `${scheme}://${hostHeader}${url.path}${url.search}`
     const method = request.method
     const table = currentRoutes()
 
@@ -178,7 +178,7 @@ export const makeProxy = (
     const chosen = requestedRouteId === null ? undefined : table.findById(requestedRouteId)
     if (chosen !== undefined) route = chosen
     else {
-      const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.pathname, isWebSocket: false, isTls })
+      const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.path, isWebSocket: false, isTls })
       if (lookup._tag === "NoRoute") {
         accessLog(`${method} ${uri} code=502 error`)
         return new Response(`No route for host: ${lookup.host}\n`, { status: 502, headers: TEXT_PLAIN })
@@ -189,9 +189,9 @@ export const makeProxy = (
     const first = route.targets[0]
     if (first === undefined) return badGateway(route, uri, method, "Route has no targets.")
     if (first.kind === "test") {
-      const path = route.pathBeg.length > 1 && url.pathname.startsWith(route.pathBeg)
-        ? `/${url.pathname.slice(route.pathBeg.length).replace(/^\//, "")}`
-        : url.pathname
+      const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
+        ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
+        : url.path
       const response = handleTestRoute(method, path)
       accessLog(`${method} ${uri} -> test${routeTag} code=${response.status}`)
       return response
@@ -208,7 +208,7 @@ export const makeProxy = (
       const declared = Number(request.headers.get("content-length") ?? Number.NaN)
       body = declared <= MAX_REPLAYABLE_BODY_BYTES ? new Uint8Array(await request.arrayBuffer()) : request.body
     }
-    const path = rewritePath(url.pathname, route) + url.search
+    const path = rewritePath(url.path, route) + url.search
     const signer = signerFor(route)
     const failures: Array<string> = []
 

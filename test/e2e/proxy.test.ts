@@ -155,6 +155,13 @@ describe("proxying to an origin", () => {
     expect(seen["grip-sig"]).toMatch(/^ey[\w-]+\.[\w-]+\.[\w-]+$/)
   })
 
+  test("HTTP/1.0 without Host is proxied with Host: localhost, as Pushpin does", async () => {
+    const raw = await rawExchange(proxy.port, "GET /old-client?v=1 HTTP/1.0\r\n\r\n")
+    expect(raw).toStartWith("HTTP/1.1 200")
+    expect(raw).toContain("origin saw GET /old-client?v=1")
+    expect(origin.seen.at(-1)?.headers["host"]).toBe("localhost")
+  })
+
   test("compressed origin bodies pass through untouched (no silent decompression)", async () => {
     const response = await fetch(`${proxy.baseUrl}/gzip`, { decompress: false })
     expect(response.headers.get("content-encoding")).toBe("gzip")

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test"
 import { parseRouteLines } from "../../src/config/routes.ts"
 import type { ProxySettings, Route } from "../../src/config/types.ts"
-import { applyXForwardedFor, clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, type RequestHeaderContext } from "../../src/proxy/headers.ts"
+import { applyXForwardedFor, clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget, type RequestHeaderContext } from "../../src/proxy/headers.ts"
 
 const route = (line: string): Route => {
   const parsed = parseRouteLines([line])
@@ -117,5 +117,16 @@ describe("rewritePath", () => {
     ["* 127.0.0.1:1", "/unchanged", "/unchanged"]
   ])("%s: %s -> %s", (line, path, expected) => {
     expect(rewritePath(path, route(line))).toBe(expected)
+  })
+})
+
+describe("splitRequestTarget", () => {
+  test.each([
+    ["http://host:7999/a/b?x=1&y=2", "/a/b", "?x=1&y=2"],
+    ["http://host/", "/", ""],
+    ["/relative?q", "/relative", "?q"],
+    ["http://host", "/", ""]
+  ])("%s", (url, path, search) => {
+    expect(splitRequestTarget(url)).toEqual({ path, search })
   })
 })

@@ -354,12 +354,21 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
   writeFileSync(zurlConfPath, renderIni(zurlConf));
   writeFileSync(join(dir, "routes"), [...options.routes, `${READINESS_HOST} test`].join("\n") + "\n");
 
+  const setpriv = Bun.which("setpriv");
   const spawnLogged = (argv: ReadonlyArray<string>, logName: string): ChildProcess => {
     const fd = openSync(join(logDir, logName), "a");
     try {
       const [cmd, ...args] = argv;
       if (cmd === undefined) throw new Error("empty argv");
-      return spawn(cmd, args, { cwd: dir, stdio: ["ignore", fd, fd] });
+      // With setpriv, runner and zurl get SIGTERM if this process dies without running its exit
+      // hook (SIGKILL, crash); the runner then stops condure/proxy/handler itself.
+      const child =
+        setpriv === null
+          ? spawn(cmd, args, { cwd: dir, stdio: ["ignore", fd, fd] })
+          : spawn(setpriv, ["--pdeathsig", "TERM", "--", cmd, ...args], { cwd: dir, stdio: ["ignore", fd, fd] });
+      // Don't keep the event loop alive: a forgotten instance is cleaned up by the exit hook.
+      child.unref();
+      return child;
     } finally {
       closeSync(fd);
     }
