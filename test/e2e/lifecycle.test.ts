@@ -2,7 +2,7 @@
  * End to end: config files, routes reload, limits, and the process lifecycle of the binary.
  */
 import { describe, expect, test } from "bun:test"
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { startOrigin } from "../support/origin.ts"
@@ -82,6 +82,36 @@ describe("config files", () => {
     await holder.stop(true)
     expect(code).not.toBe(0)
     expect(await new Response(run.stderr).text()).toContain(`cannot listen on 127.0.0.1:${port}`)
+  })
+})
+
+describe("logging flags", () => {
+  test("--logfile receives Pushpin-format lines; --loglevel 2,proxy:1 silences the access log only", async () => {
+    const dir = tempDir()
+    const logfile = join(dir, "pushpin.log")
+    const port = freePort()
+    const run = Bun.spawn([BINARY, "run", "--port", `127.0.0.1:${port}`, "--logfile", logfile, "--loglevel", "2,proxy:1"], {
+      cwd: dir,
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    try {
+      let answered = false
+      for (let attempt = 0; attempt < 100 && !answered; attempt++) {
+        answered = await fetch(`http://127.0.0.1:${port}/`).then((response) => response.ok, () => false)
+        if (!answered) await Bun.sleep(50)
+      }
+      expect(answered).toBe(true)
+    } finally {
+      run.kill("SIGTERM")
+      expect(await run.exited).toBe(0)
+    }
+    const written = readFileSync(logfile, "utf8")
+    expect(written).toMatch(/^\[INFO\] \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[runner\] starting pushpin-ts/)
+    expect(written).toContain(`[connmgr] listening for clients on http://127.0.0.1:${port}`)
+    expect(written).not.toContain("[proxy] GET")
+    expect(await new Response(run.stderr).text()).toBe("")
+    rmSync(dir, { recursive: true, force: true })
   })
 })
 
