@@ -10,16 +10,13 @@ import type { ListenAddress } from "../config/types.ts"
 import { log } from "../log/log.ts"
 import type { RunningServer, ServerRuntime } from "../platform/server.ts"
 import { splitRequestTarget } from "../proxy/headers.ts"
-import { Proxy } from "../proxy/proxy.ts"
+import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
 
 /** Connections with no request in progress are closed after this long (slow-loris guard). */
 export const CLIENT_IDLE_TIMEOUT_SECONDS = 120
 
 /** In-flight requests get this long to finish on a graceful stop before connections are cut. */
 export const SHUTDOWN_DRAIN_DEADLINE_MS = 5000
-
-/** Seconds a shed client is told to wait before retrying. */
-export const SHED_RETRY_AFTER_SECONDS = 1
 
 /** Bun refuses request bodies past this; the proxy streams anything larger than 100 KB. */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024 * 1024

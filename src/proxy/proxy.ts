@@ -15,7 +15,7 @@ import { log } from "../log/log.ts"
 import type { ClientConnection } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
-import { handleTestRoute } from "./test-route.ts"
+import { answerTestRoute } from "./test-route.ts"
 
 /** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
 export const MAX_REPLAYABLE_BODY_BYTES = 100_000
@@ -34,6 +34,9 @@ export interface ProxyStats {
 type OriginTarget = Extract<Target, { kind: "origin" }>
 
 const TEXT_PLAIN = { "content-type": "text/plain" }
+
+const textResponse = (status: number, body: string, extraHeaders: Record<string, string> = {}): Response =>
+  new Response(body, { status, headers: { ...TEXT_PLAIN, ...extraHeaders } })
 
 /** Errors that mean "this target never got the request": safe to try the next one. */
 const CONNECT_ERROR_CODES = new Set([
@@ -156,8 +159,9 @@ export const makeProxy = (
 
   const badGateway = (route: Route | undefined, uri: string, method: string, detail: string, target?: string) => {
     const debug = settings.debug || route?.debug === true
-    accessLog(`${method} ${uri}${target === undefined ? "" : ` -> ${target}`} code=502 error`)
-    return new Response(`Error while proxying to origin.${debug ? `\n${detail}` : ""}\n`, { status: 502, headers: TEXT_PLAIN })
+    const body = `Error while proxying to origin.${debug ? `\n${detail}` : ""}\n`
+    accessLog(`${method} ${uri}${target === undefined ? "" : ` -> ${target}`} code=502 ${Buffer.byteLength(body)}`)
+    return textResponse(502, body)
   }
 
   const handle = async (request: Request, client: ClientConnection): Promise<Response> => {
@@ -180,8 +184,9 @@ export const makeProxy = (
     else {
       const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.path, isWebSocket: false, isTls })
       if (lookup._tag === "NoRoute") {
-        accessLog(`${method} ${uri} code=502 error`)
-        return new Response(`No route for host: ${lookup.host}\n`, { status: 502, headers: TEXT_PLAIN })
+        const body = `No route for host: ${lookup.host}\n`
+        accessLog(`${method} ${uri} code=502 ${Buffer.byteLength(body)}`)
+        return textResponse(502, body)
       }
       route = lookup.route
     }
@@ -192,9 +197,9 @@ export const makeProxy = (
       const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
         ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
         : url.path
-      const response = handleTestRoute(method, path)
-      accessLog(`${method} ${uri} -> test${routeTag} code=${response.status}`)
-      return response
+      const answer = answerTestRoute(method, path)
+      accessLog(`${method} ${uri} -> test${routeTag} code=${answer.status} ${Buffer.byteLength(answer.body)}`)
+      return textResponse(answer.status, answer.body)
     }
     if (first.kind !== "origin") {
       return badGateway(route, uri, method, `Target type ${first.kind}/ is not supported by pushpin-ts.`)
@@ -221,9 +226,8 @@ export const makeProxy = (
         stats.shedOriginQueueFull++
         log.write("proxy", 1, `shed: ${method} ${uri} -> ${authority}${routeTag}: origin queue full (${gate.waitingCount} waiting, ${gate.activeCount} active)`)
         accessLog(`${method} ${uri} -> ${authority}${routeTag} code=503 0`)
-        return new Response("Service Unavailable: too many requests waiting for the origin.\n", {
-          status: 503,
-          headers: { ...TEXT_PLAIN, "retry-after": String(SHED_RETRY_AFTER_SECONDS) }
+        return textResponse(503, "Service Unavailable: too many requests waiting for the origin.\n", {
+          "retry-after": String(SHED_RETRY_AFTER_SECONDS)
         })
       }
       const headers = originRequestHeaders(request.headers, {

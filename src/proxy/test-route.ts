@@ -1,17 +1,20 @@
 /**
  * Pushpin's built-in `test` target: lets a new user curl the proxy before they have an origin.
  */
-const TEXT = { "content-type": "text/plain" }
+export interface TestRouteAnswer {
+  readonly status: number
+  readonly body: string
+}
 
-export const handleTestRoute = (method: string, path: string): Response => {
+export const answerTestRoute = (method: string, path: string): TestRouteAnswer => {
   if (path === "/" && (method === "GET" || method === "HEAD")) {
-    return new Response("Hello from the Pushpin test handler!\n", { status: 200, headers: TEXT })
+    return { status: 200, body: "Hello from the Pushpin test handler!\n" }
   }
   if (path === "/response" || path === "/stream") {
-    return new Response(
-      `Not Implemented: the test route's ${path} needs GRIP holds, which this pushpin-ts build does not support yet.\n`,
-      { status: 501, headers: TEXT }
-    )
+    return {
+      status: 501,
+      body: `Not Implemented: the test route's ${path} needs GRIP holds, which this pushpin-ts build does not support yet.\n`
+    }
   }
-  return new Response("no such test resource\n", { status: 404, headers: TEXT })
+  return { status: 404, body: "no such test resource\n" }
 }

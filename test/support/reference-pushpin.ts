@@ -7,6 +7,8 @@
  * separately (with an EMPTY deny list, so local origins work) and the proxy's zurl_* specs are
  * pointed at it. Nothing system-wide (/var/run/pushpin, /var/run/zurl, ports 7999/556x) is used.
  *
+ * Don't override the port keys through options: httpPort/publishPort/baseUrl would be wrong.
+ *
  * A route `pushpin-reference-readiness.invalid test` is appended to the routes so readiness can
  * be probed without ever touching the caller's origin; it only matches that Host.
  */
@@ -130,6 +132,32 @@ const ownedChildPids = (dir: string): Array<number> => {
   return pids;
 };
 
+const TEMP_PREFIX = "pushpin-ref-";
+
+/**
+ * `bun test` does not run process "exit" handlers, so a forgotten instance's processes are ended
+ * by the parent-death signal but its temp dir stays. Remove such dirs of dead owners on start.
+ */
+const sweepStaleDirs = (base: string): void => {
+  let names: Array<string>;
+  try {
+    names = readdirSync(base).filter((n) => n.startsWith(TEMP_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(base, name);
+    try {
+      const owner = Number.parseInt(readFileSync(join(dir, "owner.pid"), "utf8").trim(), 10);
+      if (!Number.isInteger(owner) || isAlive(owner)) continue;
+      if (ownedChildPids(dir).some(isAlive)) continue;
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // not ours, still being created, or already gone
+    }
+  }
+};
+
 const installExitHook = (): void => {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
@@ -237,7 +265,9 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
 
   // ipc socket paths must stay well under the ~107 byte sun_path limit.
   const base = existsSync("/tmp") ? "/tmp" : tmpdir();
-  const dir = mkdtempSync(join(base, "pushpin-ref-"));
+  sweepStaleDirs(base);
+  const dir = mkdtempSync(join(base, TEMP_PREFIX));
+  writeFileSync(join(dir, "owner.pid"), `${process.pid}\n`);
   const runDir = join(dir, "run");
   const logDir = join(dir, "log");
   mkdirSync(runDir);
@@ -360,8 +390,9 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
     try {
       const [cmd, ...args] = argv;
       if (cmd === undefined) throw new Error("empty argv");
-      // With setpriv, runner and zurl get SIGTERM if this process dies without running its exit
-      // hook (SIGKILL, crash); the runner then stops condure/proxy/handler itself.
+      // With setpriv, runner and zurl get SIGTERM when this process ends without running its exit
+      // hook (SIGKILL, crash, and `bun test`, which skips "exit" handlers); the runner then stops
+      // condure/proxy/handler itself.
       const child =
         setpriv === null
           ? spawn(cmd, args, { cwd: dir, stdio: ["ignore", fd, fd] })
