@@ -25,6 +25,9 @@ Options for run and check (as Pushpin's runner):
   --loglevel <x>         N or N,service:N (0 error, 1 warn, 2 info, 3 debug, 4 trace)
   --verbose              same as --loglevel=3
   --logfile <file>       append logs to this file instead of stderr
+  --publish-port <[addr:]port>
+                         pushpin-ts only: where the HTTP publish API listens
+                         (overrides push_in_http_addr/push_in_http_port)
 `
 
 export class UsageError extends Error {}
@@ -32,16 +35,17 @@ export class UsageError extends Error {}
 interface CliOptions {
   configFile: string | undefined
   portOverride: ListenAddress | undefined
+  publishPortOverride: ListenAddress | undefined
   routes: Array<string>
   id: number | undefined
   logLevel: LogLevelSpec | undefined
   logFile: string | undefined
 }
 
-const FLAGS_WITH_VALUE = new Set(["--config", "--port", "--route", "--id", "--loglevel", "--logfile"])
+const FLAGS_WITH_VALUE = new Set(["--config", "--port", "--publish-port", "--route", "--id", "--loglevel", "--logfile"])
 
 export const parseCliOptions = (args: ReadonlyArray<string>): CliOptions => {
-  const options: CliOptions = { configFile: undefined, portOverride: undefined, routes: [], id: undefined, logLevel: undefined, logFile: undefined }
+  const options: CliOptions = { configFile: undefined, portOverride: undefined, publishPortOverride: undefined, routes: [], id: undefined, logLevel: undefined, logFile: undefined }
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string
     const eq = arg.indexOf("=")
@@ -59,6 +63,12 @@ export const parseCliOptions = (args: ReadonlyArray<string>): CliOptions => {
         const parsed = parseListenAddress(value as string)
         if (parsed === undefined) throw new UsageError(`--port: expected [addr:]port, got "${value}"`)
         options.portOverride = parsed
+        break
+      }
+      case "--publish-port": {
+        const parsed = parseListenAddress(value as string)
+        if (parsed === undefined) throw new UsageError(`--publish-port: expected [addr:]port, got "${value}"`)
+        options.publishPortOverride = parsed
         break
       }
       case "--route":

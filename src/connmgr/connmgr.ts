@@ -4,11 +4,11 @@
  * proxy. Bun.serve has no accept cap, so `client_maxconn` is enforced here on requests in
  * progress: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
 import { log } from "../log/log.ts"
-import type { RunningServer, ServerRuntime } from "../platform/server.ts"
+import { ListenError, type RunningServer, type ServerRuntime } from "../platform/server.ts"
 import { splitRequestTarget } from "../proxy/headers.ts"
 import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
 
@@ -118,13 +118,4 @@ export class Connmgr extends Context.Service<Connmgr, {
       return Connmgr.of({ servers, stats, inFlight })
     }).pipe(Effect.annotateLogs({ service: "connmgr" }))
   )
-}
-
-export class ListenError extends Data.TaggedError("ListenError")<{
-  readonly address: string
-  readonly reason: string
-}> {
-  override get message(): string {
-    return `cannot listen on ${this.address}: ${this.reason}`
-  }
 }

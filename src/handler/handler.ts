@@ -1,13 +1,24 @@
 /**
- * The handler's face towards the proxy: a response carrying GRIP instructions is handed over
- * here together with the client connection, and the handler decides what the client sees.
+ * The handler: takes over client connections whose origin answered with GRIP instructions,
+ * holds them subscribed to channels, and delivers what publishers send (HTTP publish API).
  */
 import { Context, Effect, Layer } from "effect"
+import { AppSettings } from "../config/live.ts"
 import type { Route } from "../config/types.ts"
-import type { ClientConnection } from "../platform/server.ts"
+import { parseInstruct, streamHoldError, type Instruct } from "../grip/instruct.ts"
+import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
+import { log } from "../log/log.ts"
+import { ListenError, type ClientConnection, type RunningServer, type ServerRuntime } from "../platform/server.ts"
+import { ChannelIndex } from "./channels.ts"
+import { makeHolds, type HoldPlan, type HoldStats } from "./holds.ts"
+import { makePublishApi, type PublishApiStats } from "./publish-server.ts"
+import { TimerWheel } from "./timer-wheel.ts"
 
 /** Largest GRIP instruct response body the proxy buffers for the handler (Pushpin: 100 000). */
 export const MAX_GRIP_INSTRUCT_BODY_BYTES = 100_000
+
+/** Publish API connections idle this long are closed (the API is request/response only). */
+const PUBLISH_API_IDLE_TIMEOUT_SECONDS = 30
 
 export interface GripHandoff {
   readonly request: {
@@ -15,6 +26,8 @@ export interface GripHandoff {
     /** The client's URI as received (scheme://host/path?query). */
     readonly uri: string
     readonly headers: Headers
+    /** Aborts when the client goes away. */
+    readonly signal: AbortSignal
   }
   readonly route: Route
   readonly response: {
@@ -26,24 +39,166 @@ export interface GripHandoff {
   readonly client: ClientConnection
 }
 
-export class Handler extends Context.Service<Handler, {
-  readonly accept: (handoff: GripHandoff) => Response | Promise<Response>
-}>()("pushpin-ts/handler/Handler") {
-  /**
-   * Until GRIP holds land, an origin that answers with GRIP instructions gets a clear 501 naming
-   * the missing feature instead of a silently wrong pass-through.
-   */
-  static readonly layerUnsupported = Layer.succeed(Handler, {
-    accept: (handoff) => {
-      const hold = handoff.response.headers.get("grip-hold")
-      const feature = hold === null ? "GRIP instructions" : `Grip-Hold: ${hold}`
-      return new Response(
-        `Not Implemented: the origin answered with ${feature}, and this pushpin-ts build does not ` +
-          `support GRIP holds yet (planned: long-polling, streaming, SSE).\n`,
-        { status: 501, headers: { "content-type": "text/plain" } }
-      )
-    }
-  })
+/** Gives the handler's server runtime without making it depend on connmgr. */
+export class HandlerServerRuntime extends Context.Service<HandlerServerRuntime, ServerRuntime>()(
+  "pushpin-ts/handler/HandlerServerRuntime"
+) {}
+
+export interface HandlerStats {
+  readonly holds: Readonly<HoldStats>
+  readonly publishApi: Readonly<PublishApiStats>
+  readonly instructErrors: () => number
+  readonly channels: () => number
+  readonly subscriptions: () => number
+  readonly timers: () => number
 }
 
-export const logHandlerMode = Effect.logInfo("handler: GRIP holds are not supported in this build; GRIP responses get 501")
+export class Handler extends Context.Service<Handler, {
+  readonly accept: (handoff: GripHandoff) => Response | Promise<Response>
+  readonly publish: (items: ReadonlyArray<PublishItem>) => number
+  readonly stats: HandlerStats
+  /** The publish API listener, when `push_in_http_port` is set. */
+  readonly publishServer: RunningServer | undefined
+}>()("pushpin-ts/handler/Handler") {
+  static readonly layer = Layer.effect(
+    Handler,
+    Effect.gen(function*() {
+      const settings = yield* AppSettings
+      const runtime = yield* HandlerServerRuntime
+      const { handler: handlerSettings, proxy: proxySettings } = settings
+      const channels = new ChannelIndex<PublishItem>()
+      const wheel = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const wheel = new TimerWheel()
+          wheel.start()
+          return wheel
+        }),
+        (wheel) => Effect.sync(() => wheel.stop())
+      )
+      const holds = makeHolds(channels, wheel)
+      let connectionCounter = 0
+      let instructErrors = 0
+
+      const publish = (items: ReadonlyArray<PublishItem>): number => {
+        let receivers = 0
+        for (const item of items) {
+          const reached = channels.publish(item.channel, item)
+          receivers += reached
+          log.write("handler", 2, `publish channel=${item.channel} receivers=${reached}`)
+        }
+        return receivers
+      }
+
+      const planFrom = (instruct: Instruct, mode: "response" | "stream"): HoldPlan => ({
+        mode,
+        channels: instruct.channels,
+        meta: instruct.meta,
+        timeoutMs: instruct.timeoutSeconds * 1000,
+        keepAlive: instruct.keepAlive === undefined || instruct.keepAlive.data.byteLength === 0
+          ? undefined
+          : {
+            data: new Uint8Array(instruct.keepAlive.data),
+            intervalMs: instruct.keepAlive.timeoutSeconds * 1000,
+            mode: instruct.keepAlive.mode === "interval" ? "interval" : "idle"
+          },
+        response: {
+          status: instruct.response.code,
+          statusText: instruct.response.reason,
+          headers: new Headers(instruct.response.headers.map(([name, value]) => [name, value] as [string, string])),
+          body: new Uint8Array(instruct.response.body)
+        }
+      })
+
+      const instructFailed = (handoff: GripHandoff, message: string): Response => {
+        instructErrors++
+        log.write("handler", 1, `${handoff.request.method} ${handoff.request.uri}: bad GRIP instructions from origin: ${message}`)
+        const debug = proxySettings.debug || handoff.route.debug
+        return new Response(`Error while proxying to origin.${debug ? `\n${message}` : ""}\n`, {
+          status: 502,
+          headers: { "content-type": "text/plain" }
+        })
+      }
+
+      const accept = (handoff: GripHandoff): Response | Promise<Response> => {
+        const parsed = parseInstruct(
+          {
+            status: handoff.response.status,
+            reason: handoff.response.statusText,
+            headers: handoff.response.headers,
+            body: handoff.response.body,
+            requestUri: handoff.request.uri
+          },
+          { prefix: handoff.route.prefix, connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax }
+        )
+        if (parsed._tag === "Failure") return instructFailed(handoff, parsed.failure.message)
+        const instruct = parsed.success
+        const streamError = streamHoldError(instruct)
+        if (streamError !== undefined) return instructFailed(handoff, streamError.message)
+        if (instruct.holdMode === "none") {
+          const plan = planFrom(instruct, "response")
+          return new Response(plan.response.body, { status: plan.response.status, statusText: plan.response.statusText, headers: plan.response.headers })
+        }
+        const connectionId = `${++connectionCounter}`
+        const context = { connectionId, route: handoff.route.id ?? handoff.route.internalId, signal: handoff.request.signal }
+        for (const channel of instruct.channels) {
+          log.write("handler", 2, `subscribe ${handoff.request.uri} channel=${channel.name}`)
+        }
+        handoff.client.keepOpen()
+        return instruct.holdMode === "response"
+          ? holds.responseHold(planFrom(instruct, "response"), context)
+          : holds.streamHold(planFrom(instruct, "stream"), context)
+      }
+
+      const publishApi = makePublishApi<PublishItem>(
+        {
+          decode: (body) => {
+            const decoded = decodePublishBody(body)
+            return decoded._tag === "Success"
+              ? { _tag: "Decoded", items: decoded.success }
+              : { _tag: "Rejected", message: decoded.failure.message }
+          },
+          publish
+        },
+        { maxHeadersBytes: handlerSettings.pushInHttpMaxHeadersSize, maxBodyBytes: handlerSettings.pushInHttpMaxBodySize }
+      )
+
+      let publishServer: RunningServer | undefined
+      if (handlerSettings.pushInHttpPort !== undefined) {
+        const address = `${handlerSettings.pushInHttpAddr}:${handlerSettings.pushInHttpPort}`
+        publishServer = yield* Effect.acquireRelease(
+          Effect.try({
+            try: () =>
+              runtime.serve({
+                listener: { kind: "tcp", host: handlerSettings.pushInHttpAddr, port: handlerSettings.pushInHttpPort ?? 0 },
+                handler: (request) => publishApi.handle(request),
+                idleTimeoutSeconds: PUBLISH_API_IDLE_TIMEOUT_SECONDS,
+                maxRequestBodyBytes: handlerSettings.pushInHttpMaxBodySize + 1,
+                onError: (error) => {
+                  log.write("handler", 0, `publish API internal error: ${error instanceof Error ? error.message : String(error)}`)
+                  return new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } })
+                }
+              }),
+            catch: (cause) =>
+              new ListenError({ address: `${address} (publish API)`, reason: cause instanceof Error ? cause.message : String(cause) })
+          }),
+          (server) => Effect.promise(() => server.stop(true))
+        )
+        yield* Effect.logInfo(`publish API listening on http://${publishServer.description}`)
+      }
+
+      return Handler.of({
+        accept,
+        publish,
+        publishServer,
+        stats: {
+          holds: holds.stats,
+          publishApi: publishApi.stats,
+          instructErrors: () => instructErrors,
+          channels: () => channels.channelCount,
+          subscriptions: () => channels.subscriptionCount,
+          timers: () => wheel.size
+        }
+      })
+    }).pipe(Effect.annotateLogs({ service: "handler" }))
+  )
+}

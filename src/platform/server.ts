@@ -1,3 +1,5 @@
+import { Data } from "effect"
+
 /**
  * The runtime adapter boundary. The core (connmgr, proxy, handler) speaks only web-standard
  * `Request`/`Response` plus this small interface, so a runtime other than Bun needs one new
@@ -47,4 +49,14 @@ export interface RunningServer {
 export interface ServerRuntime {
   readonly name: string
   readonly serve: (options: ServeOptions) => RunningServer
+}
+
+/** A listener could not be opened (port in use, permission, bad address). */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly address: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot listen on ${this.address}: ${this.reason}`
+  }
 }

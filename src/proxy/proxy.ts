@@ -197,7 +197,17 @@ export const makeProxy = (
       const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
         ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
         : url.path
-      const answer = answerTestRoute(method, path)
+      const answer = answerTestRoute(method, path, url.search)
+      if (answer._tag === "Hold") {
+        // The test route speaks GRIP to the handler exactly as an origin would.
+        accessLog(`${method} ${uri} -> test${routeTag} accept`)
+        return acceptGrip({
+          request: { method, uri, headers: request.headers, signal: request.signal },
+          route,
+          response: { status: 200, statusText: "OK", headers: answer.headers, body: answer.body },
+          client
+        })
+      }
       accessLog(`${method} ${uri} -> test${routeTag} code=${answer.status} ${Buffer.byteLength(answer.body)}`)
       return textResponse(answer.status, answer.body)
     }
@@ -283,7 +293,7 @@ export const makeProxy = (
       stats.gripHandoffs++
       accessLog(`${method} ${uri} -> ${authority}${routeTag} accept`)
       return acceptGrip({
-        request: { method, uri, headers: context.request.headers },
+        request: { method, uri, headers: context.request.headers, signal: context.request.signal },
         route,
         response: { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers, body },
         client: context.client

@@ -1,20 +1,30 @@
 /**
- * Pushpin's built-in `test` target: lets a new user curl the proxy before they have an origin.
+ * Pushpin's built-in `test` target: lets a new user curl the proxy and publish to it before they
+ * have an origin. `/response` and `/stream` answer with GRIP instructions, so the handler holds
+ * them like any origin's: a long-poll, or a stream opened with "[stream opened]".
  */
-export interface TestRouteAnswer {
-  readonly status: number
-  readonly body: string
+
+export type TestRouteAnswer =
+  | { readonly _tag: "Text"; readonly status: number; readonly body: string }
+  | { readonly _tag: "Hold"; readonly headers: Headers; readonly body: Uint8Array<ArrayBuffer> }
+
+/** Channels come from `?channel=` (repeatable), default `test`, as Pushpin's test handler. */
+const channelsOf = (search: string): string => {
+  const requested = new URLSearchParams(search).getAll("channel").filter((name) => name.length > 0)
+  return (requested.length > 0 ? requested : ["test"]).join(", ")
 }
 
-export const answerTestRoute = (method: string, path: string): TestRouteAnswer => {
+export const answerTestRoute = (method: string, path: string, search: string): TestRouteAnswer => {
   if (path === "/" && (method === "GET" || method === "HEAD")) {
-    return { status: 200, body: "Hello from the Pushpin test handler!\n" }
+    return { _tag: "Text", status: 200, body: "Hello from the Pushpin test handler!\n" }
   }
   if (path === "/response" || path === "/stream") {
+    const stream = path === "/stream"
     return {
-      status: 501,
-      body: `Not Implemented: the test route's ${path} needs GRIP holds, which this pushpin-ts build does not support yet.\n`
+      _tag: "Hold",
+      headers: new Headers({ "content-type": "text/plain", "grip-hold": stream ? "stream" : "response", "grip-channel": channelsOf(search) }),
+      body: new TextEncoder().encode(stream ? "[stream opened]\n" : "")
     }
   }
-  return { status: 404, body: "no such test resource\n" }
+  return { _tag: "Text", status: 404, body: "no such test resource\n" }
 }

@@ -8,7 +8,7 @@ import { AppSettings, LiveRoutes } from "../config/live.ts"
 import { loadSettings, mapServices } from "../config/settings.ts"
 import type { ListenAddress, LogLevelSpec } from "../config/types.ts"
 import { Connmgr, ServerRuntimeService } from "../connmgr/connmgr.ts"
-import { Handler, logHandlerMode } from "../handler/handler.ts"
+import { Handler, HandlerServerRuntime } from "../handler/handler.ts"
 import { installLogWriter, log, makeLogWriter, PushpinLoggerLayer } from "../log/log.ts"
 import { BunServerRuntime } from "../platform/bun-server.ts"
 import { Proxy } from "../proxy/proxy.ts"
@@ -17,6 +17,8 @@ export interface RunOptions {
   readonly configFile: string | undefined
   readonly cwd: string
   readonly portOverride: ListenAddress | undefined
+  /** pushpin-ts only (`--publish-port`): replaces push_in_http_addr/port, e.g. for tests on port 0. */
+  readonly publishPortOverride: ListenAddress | undefined
   readonly routes: ReadonlyArray<string>
   readonly id: number | undefined
   readonly logLevel: LogLevelSpec | undefined
@@ -40,12 +42,17 @@ const ReloadOnHangup = Layer.effectDiscard(
 
 export const serve = (options: RunOptions) =>
   Effect.gen(function*() {
-    const { settings, warnings } = yield* loadSettings({
+    const loaded = yield* loadSettings({
       configFile: options.configFile,
       cwd: options.cwd,
       portOverride: options.portOverride,
       id: options.id
     })
+    const { warnings } = loaded
+    const publishPort = options.publishPortOverride
+    const settings = publishPort === undefined
+      ? loaded.settings
+      : { ...loaded.settings, handler: { ...loaded.settings.handler, pushInHttpAddr: publishPort.host, pushInHttpPort: publishPort.port } }
     installLogWriter(makeLogWriter({ levels: options.logLevel ?? settings.runner.logLevel, file: options.logFile }))
     yield* Effect.logInfo(`starting pushpin-ts ${VERSION} (${BunServerRuntime.name})`)
     yield* Effect.logInfo(settings.configFile === undefined ? "no config file found; using built-in defaults" : `using config: ${settings.configFile}`)
@@ -62,11 +69,11 @@ export const serve = (options: RunOptions) =>
     const app = Layer.mergeAll(Connmgr.layer, ReloadOnHangup).pipe(
       Layer.provideMerge(Proxy.layer),
       Layer.provideMerge(LiveRoutes.layer(options.routes)),
-      Layer.provide(Handler.layerUnsupported),
+      Layer.provideMerge(Handler.layer),
       Layer.provide(Layer.succeed(ServerRuntimeService, BunServerRuntime)),
+      Layer.provide(Layer.succeed(HandlerServerRuntime, BunServerRuntime)),
       Layer.provide(Layer.succeed(AppSettings, settings))
     )
-    yield* logHandlerMode
     return yield* Layer.launch(Layer.mergeAll(app, Layer.effectDiscard(Effect.logInfo("started"))))
   }).pipe(Effect.provide(PushpinLoggerLayer))
 

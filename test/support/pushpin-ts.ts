@@ -11,6 +11,8 @@ export const BINARY = resolve(import.meta.dir, "../../pushpin-ts")
 export interface RunningPushpinTs {
   readonly port: number
   readonly baseUrl: string
+  /** The HTTP publish API, e.g. `http://127.0.0.1:5561` (undefined when it is off). */
+  readonly publishUrl: string | undefined
   readonly process: Subprocess<"ignore", "pipe", "pipe">
   /** Everything the process logged so far. */
   readonly logs: () => string
@@ -36,7 +38,11 @@ process.on("exit", () => {
 export const startPushpinTs = async (options: StartOptions = {}): Promise<RunningPushpinTs> => {
   const cwd = options.cwd ?? mkdtempSync(join(tmpdir(), "pushpin-ts-e2e-"))
   const ownsCwd = options.cwd === undefined
-  const args = ["run", ...(options.keepConfiguredPorts === true ? [] : ["--port", "127.0.0.1:0"]), ...(options.args ?? [])]
+  const args = [
+    "run",
+    ...(options.keepConfiguredPorts === true ? [] : ["--port", "127.0.0.1:0", "--publish-port", "127.0.0.1:0"]),
+    ...(options.args ?? [])
+  ]
   const proc = Bun.spawn([BINARY, ...args], { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" })
   running.add(proc)
   let output = ""
@@ -74,9 +80,11 @@ export const startPushpinTs = async (options: StartOptions = {}): Promise<Runnin
 
   const listening = await waitForLog(/listening for clients on http:\/\/[^\s]+:(\d+)/)
   const port = Number(/:(\d+)$/.exec(listening)?.[1])
+  const publishing = /publish API listening on (http:\/\/[^\s]+)/.exec(output)?.[1]
   return {
     port,
     baseUrl: `http://127.0.0.1:${port}`,
+    publishUrl: publishing,
     process: proc,
     logs: () => output,
     waitForLog,

@@ -1,0 +1,86 @@
+/**
+ * Pushpin's HTTP control API (`push_in_http_addr:push_in_http_port`, 127.0.0.1:5561):
+ * `GET /`, `POST /publish` and `/publish/`, with Pushpin's status codes and texts.
+ * Validation is all or nothing: one bad item rejects the whole publish and nothing is sent.
+ */
+
+export type DecodeOutcome<Item> =
+  | { readonly _tag: "Decoded"; readonly items: ReadonlyArray<Item> }
+  | { readonly _tag: "Rejected"; readonly message: string }
+
+export interface PublishIntake<Item> {
+  readonly decode: (body: string) => DecodeOutcome<Item>
+  /** Fans the items out; returns how many subscribers were reached (for the log). */
+  readonly publish: (items: ReadonlyArray<Item>) => number
+}
+
+export interface PublishApiLimits {
+  readonly maxHeadersBytes: number
+  readonly maxBodyBytes: number
+}
+
+export interface PublishApiStats {
+  requests: number
+  published: number
+  rejected: number
+}
+
+const TEXT = { "content-type": "text/plain" }
+
+// Pushpin answers errors in text whatever the Accept header says; only success speaks JSON.
+const fail = (status: number, body: string, extra: Record<string, string> = {}): Response =>
+  new Response(body, { status, headers: { ...TEXT, ...extra } })
+
+const published = (json: boolean): Response =>
+  json
+    ? new Response(`${JSON.stringify({ message: "Published" })}\n`, { status: 200, headers: { "content-type": "application/json" } })
+    : new Response("Published\n", { status: 200, headers: TEXT })
+
+/** Pushpin answers in text unless the client only accepts JSON; anything else is 406. */
+const negotiate = (accept: string | null): "text" | "json" | undefined => {
+  if (accept === null || accept.trim() === "") return "text"
+  const types = accept.split(",").map((part) => part.split(";")[0]?.trim().toLowerCase() ?? "")
+  if (types.some((type) => type === "*/*" || type === "text/*" || type === "text/plain")) return "text"
+  if (types.some((type) => type === "application/json" || type === "application/*")) return "json"
+  return undefined
+}
+
+const headSize = (request: Request): number => {
+  let size = 0
+  for (const [name, value] of request.headers) size += name.length + value.length + 4
+  return size
+}
+
+export const makePublishApi = <Item>(intake: PublishIntake<Item>, limits: PublishApiLimits) => {
+  const stats: PublishApiStats = { requests: 0, published: 0, rejected: 0 }
+
+  const handle = async (request: Request): Promise<Response> => {
+    stats.requests++
+    const format = negotiate(request.headers.get("accept"))
+    if (format === undefined) return fail(406, "Not Acceptable. Supported formats are text/plain and application/json.\n")
+    const pathStart = request.url.indexOf("/", request.url.indexOf("://") + 3)
+    const path = (pathStart < 0 ? "/" : request.url.slice(pathStart)).split("?")[0]
+    if (headSize(request) > limits.maxHeadersBytes) return fail(400, "Request header too large.\n")
+
+    if (path === "/") return fail(200, "Pushpin API\n")
+    if (path !== "/publish" && path !== "/publish/") return fail(404, "Not Found\n")
+    if (request.method !== "POST") return fail(405, `Method not allowed: ${request.method}.\n`, { allow: "POST" })
+
+    const declared = request.headers.get("content-length")
+    if (declared === null) return fail(411, "Request requires Content-Length.\n")
+    if (Number(declared) > limits.maxBodyBytes) {
+      stats.rejected++
+      return fail(400, "Request body too large.\n")
+    }
+    const decoded = intake.decode(await request.text())
+    if (decoded._tag === "Rejected") {
+      stats.rejected++
+      return fail(400, `${decoded.message}\n`)
+    }
+    intake.publish(decoded.items)
+    stats.published += decoded.items.length
+    return published(format === "json")
+  }
+
+  return { handle, stats } as const
+}
