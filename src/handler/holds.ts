@@ -7,7 +7,9 @@
  * shared TimerWheel, and for streams a plain ReadableStream whose queue is the bounded outbox.
  * Nothing here allocates a fiber or a timer per connection.
  */
+import { Result } from "effect"
 import { applyFilters } from "../grip/filters.ts"
+import { applyJsonPatch } from "../grip/json-patch.ts"
 import type { PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
 import type { ChannelIndex, Subscriber } from "./channels.ts"
@@ -88,6 +90,28 @@ const filtered = (
   return outcome.content ?? content
 }
 
+/** `body-patch`: the held request's own body, parsed as JSON, patched, and serialized again. */
+const patchedBody = (
+  plan: HoldPlan,
+  operations: Parameters<typeof applyJsonPatch>[1],
+  context: HoldContext,
+  channel: string
+): Uint8Array | undefined => {
+  let document: unknown
+  try {
+    document = JSON.parse(new TextDecoder().decode(plan.response.body))
+  } catch {
+    log.write("handler", 1, `connection ${context.connectionId} channel ${channel}: body-patch publish ignored: the held response body is not JSON`)
+    return undefined
+  }
+  const patched = applyJsonPatch(document, operations)
+  if (Result.isFailure(patched)) {
+    log.write("handler", 1, `connection ${context.connectionId} channel ${channel}: body-patch publish ignored: ${patched.failure}`)
+    return undefined
+  }
+  return new TextEncoder().encode(JSON.stringify(patched.success))
+}
+
 const jittered = (intervalMs: number): number =>
   Math.max(intervalMs - Math.floor(Math.random() * Math.min(KEEP_ALIVE_JITTER_MS, intervalMs / 2)), 1)
 
@@ -121,11 +145,9 @@ export const makeHolds = (channels: ChannelIndex<PublishItem>, wheel: TimerWheel
           const format = item.formats.httpResponse
           // Pushpin ignores `close` for response holds; `hint` needs next-link re-fetching.
           if (format === undefined || format.action !== "send") return
-          if (format.body._tag === "Patch") {
-            log.write("handler", 1, `connection ${context.connectionId} channel ${channel}: body-patch is not supported yet; publish ignored`)
-            return
-          }
-          const body = filtered(plan, channel, item, format.body.bytes, context, stats)
+          const bytes = format.body._tag === "Bytes" ? format.body.bytes : patchedBody(plan, format.body.operations, context, channel)
+          if (bytes === undefined) return
+          const body = filtered(plan, channel, item, bytes, context, stats)
           if (body === undefined) return
           stats.delivered++
           const headers = new Headers(plan.response.headers)

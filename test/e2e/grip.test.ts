@@ -61,6 +61,8 @@ describe("GRIP holds", () => {
             { hold: { mode: "response", channels: [{ name: channel }] }, response: { code: 202, headers: { "x-json": "yes" }, body: "json timeout\n" } },
             { headers: { "content-type": "application/grip-instruct" } }
           )
+        case "/json-poll":
+          return Response.json({ items: [], status: "waiting" }, { headers: { "grip-hold": "response", "grip-channel": channel } })
         case "/empty-stream":
           return new Response("", { headers: { "grip-hold": "stream", "grip-channel": channel, "grip-keep-alive": "\\n; format=cstring; timeout=30" } })
         case "/status-only":
@@ -91,6 +93,17 @@ describe("GRIP holds", () => {
     expect(response.headers.get("x-origin")).toBe("kept")
     expect(response.headers.get("x-pub")).toBe("1")
     for (const name of response.headers.keys()) expect(name.startsWith("grip-")).toBe(false)
+  })
+
+  test("long-poll released by a body-patch publish: the held body is patched", async () => {
+    const held = fetch(`${proxy.baseUrl}/json-poll?channel=patch1`)
+    await subscribed(proxy, "patch1")
+    await publish(proxy.publishUrl, [{
+      channel: "patch1",
+      formats: { "http-response": { "body-patch": [{ op: "add", path: "/items/-", value: "new" }, { op: "replace", path: "/status", value: "done" }] } }
+    }])
+    const response = await held
+    expect(await response.json()).toEqual({ items: ["new"], status: "done" })
   })
 
   test("long-poll timeout: Grip-Timeout below 5 s is raised to 5 s, then the origin's response is sent", async () => {
