@@ -21,6 +21,12 @@ const REQUEST_HEADERS_REMOVED = [
 /** Connection-scoped response headers; the client connection has its own. */
 const RESPONSE_HEADERS_REMOVED = ["connection", "keep-alive", "transfer-encoding", "proxy-connection", "trailer", "upgrade"] as const
 
+/**
+ * What this build's handler supports, told to origins as Pushpin does. Next/gone links and
+ * sessions are not implemented yet, so they are not offered.
+ */
+export const GRIP_FEATURES = "status, filter:skip-self, filter:skip-users, filter:require-sub, filter:build-id, filter:var-subst"
+
 export interface RequestHeaderContext {
   readonly route: Route
   readonly proxy: Pick<
@@ -90,7 +96,10 @@ export const originRequestHeaders = (client: Headers, context: RequestHeaderCont
   if (forwardedFor === undefined) headers.delete("x-forwarded-for")
   else headers.set("x-forwarded-for", forwardedFor)
 
-  if (context.gripSig !== undefined && !route.noGrip) headers.set("grip-sig", context.gripSig)
+  if (!route.noGrip) {
+    if (context.gripSig !== undefined) headers.set("grip-sig", context.gripSig)
+    headers.set("grip-feature", GRIP_FEATURES)
+  }
 
   headers.set("host", context.host)
   for (const [name, value] of route.headers) {

@@ -41,7 +41,7 @@ describe("originRequestHeaders", () => {
       "x-kept": "yes"
     })
     const out = originRequestHeaders(client, context())
-    expect([...out.keys()].sort()).toEqual(["accept-encoding", "host", "x-kept"])
+    expect([...out.keys()].sort()).toEqual(["accept-encoding", "grip-feature", "host", "x-kept"])
     expect(out.get("accept-encoding")).toBe("identity")
   })
 
@@ -51,7 +51,10 @@ describe("originRequestHeaders", () => {
     const signed = originRequestHeaders(client, context({ gripSig: "token" }))
     expect(signed.get("grip-sig")).toBe("token")
     expect(signed.get("grip-channel")).toBeNull()
-    expect(originRequestHeaders(client, context({ gripSig: "token", route: route("*,no_grip 127.0.0.1:1") })).get("grip-sig")).toBeNull()
+    const pure = originRequestHeaders(client, context({ gripSig: "token", route: route("*,no_grip 127.0.0.1:1") }))
+    expect(pure.get("grip-sig")).toBeNull()
+    expect(pure.get("grip-feature")).toBeNull()
+    expect(signed.get("grip-feature")).toContain("filter:skip-self")
   })
 
   test.each([
