@@ -169,6 +169,35 @@ describe("GRIP holds", () => {
     expect(proxy.logs()).toContain("publish channel=many receivers=200")
   })
 
+  test("a reader that stops reading loses messages (counted and logged) while others get everything", async () => {
+    const { connect } = await import("node:net")
+    const stalled = connect(proxy.port, "127.0.0.1")
+    stalled.pause() // never reads: its kernel buffers, then its outbox, fill up
+    stalled.write("GET /stream?channel=slow HTTP/1.1\r\nHost: slow.test\r\n\r\n")
+    const healthy = await fetch(`${proxy.baseUrl}/stream?channel=slow`)
+    const reader = (healthy.body as ReadableStream<Uint8Array>).getReader()
+    await subscribed(proxy, "slow", 2)
+    const chunk = "x".repeat(64 * 1024 - 1)
+    const batches = 40
+    let received = 0
+    const draining = (async () => {
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) return
+        received += value.byteLength
+      }
+    })()
+    for (let batch = 0; batch < batches; batch++) {
+      const items = Array.from({ length: 10 }, () => ({ channel: "slow", formats: { "http-stream": { content: `${chunk}\n` } } }))
+      expect((await publish(proxy.publishUrl, items)).status).toBe(200)
+    }
+    await publish(proxy.publishUrl, [{ channel: "slow", formats: { "http-stream": { action: "close" } } }])
+    await draining
+    expect(received).toBe("start\n".length + batches * 10 * 64 * 1024)
+    expect(proxy.logs()).toMatch(/drop: connection \d+ route \S+ channel slow: outbox full/)
+    stalled.destroy()
+  }, 30_000)
+
   test("route prefix namespaces channels", async () => {
     const held = fetch(`${proxy.baseUrl}/pre/poll?channel=pfx`)
     await subscribed(proxy, "app-pfx")
