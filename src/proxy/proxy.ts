@@ -270,7 +270,7 @@ export const makeProxy = (
         break
       }
       admission.release()
-      return respond(upstream, route, { method, uri, authority, routeTag, request, client })
+      return respond(upstream, route, { method, uri, authority, routeTag, request, client, requestBodyStreamed: body instanceof ReadableStream })
     }
     stats.originErrors++
     return badGateway(route, uri, method, `Unable to connect to any targets. Tried: ${failures.join(", ")}`, failures[0]?.split(" ")[0])
@@ -283,11 +283,21 @@ export const makeProxy = (
     readonly routeTag: string
     readonly request: Request
     readonly client: ClientConnection
+    /** The request body was larger than MAX_REPLAYABLE_BODY_BYTES and was not kept. */
+    readonly requestBodyStreamed: boolean
   }
 
   const respond = async (upstream: Response, route: Route, context: ExchangeContext): Promise<Response> => {
     const { method, uri, authority, routeTag } = context
     if (!route.noGrip && isGripResponse(upstream.headers)) {
+      if (context.requestBodyStreamed) {
+        // A held request may have to be sent to the origin again; Pushpin refuses to hold one
+        // whose body it did not keep.
+        await upstream.body?.cancel()
+        const text = "Request too large to accept GRIP instruct.\n"
+        accessLog(`${method} ${uri} -> ${authority}${routeTag} code=400 ${text.length}`)
+        return textResponse(400, text)
+      }
       const body = upstream.body === null ? new Uint8Array(0) : await readBodyUpTo(upstream.body, MAX_GRIP_INSTRUCT_BODY_BYTES)
       if (body === undefined) return badGateway(route, uri, method, "GRIP instruct response too large.", authority)
       stats.gripHandoffs++

@@ -230,6 +230,12 @@ describe("GRIP holds", () => {
     expect(receivers).toContain("receivers=0")
   })
 
+  test("a request body over 100 000 bytes cannot be held: Pushpin's 400", async () => {
+    const response = await fetch(`${proxy.baseUrl}/poll?channel=big-body`, { method: "POST", body: "b".repeat(100_001) })
+    expect(response.status).toBe(400)
+    expect(await response.text()).toBe("Request too large to accept GRIP instruct.\n")
+  })
+
   test("Grip-Status without a hold answers at once; Grip-* never reach the client", async () => {
     const response = await fetch(`${proxy.baseUrl}/status-only`)
     expect(response.status).toBe(201)
