@@ -9,6 +9,7 @@
 import { Context, Effect, Layer } from "effect"
 import type { ProxySettings, Route, Target } from "../config/types.ts"
 import { AppSettings, LiveRoutes } from "../config/live.ts"
+import type { RouteTable } from "../config/routes.ts"
 import { GripSigner } from "../grip/jwt.ts"
 import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
 import { log } from "../log/log.ts"
@@ -123,12 +124,13 @@ export class Proxy extends Context.Service<Proxy, {
 
 export const makeProxy = (
   settings: ProxySettings,
-  currentRoutes: () => import("../config/routes.ts").RouteTable,
+  currentRoutes: () => RouteTable,
   acceptGrip: Context.Service.Shape<typeof Handler>["accept"]
 ) => {
   const stats: ProxyStats = { requests: 0, originErrors: 0, failovers: 0, shedOriginQueueFull: 0, gripHandoffs: 0 }
   const gates = new Map<string, OriginGate>()
-  const signers = new Map<string, GripSigner>()
+  // Keyed by the Route object: a routes reload makes new routes, and their signers go with them.
+  const signers = new WeakMap<Route, GripSigner>()
   const defaultSigner = settings.sigKey === undefined ? undefined : new GripSigner(settings.sigIss, settings.sigKey)
 
   const signerFor = (route: Route): GripSigner | undefined => {
@@ -136,11 +138,10 @@ export const makeProxy = (
     if (route.sigKey === undefined && route.sigIss === undefined) return defaultSigner
     const key = route.sigKey ?? settings.sigKey
     if (key === undefined) return undefined
-    const cacheKey = route.internalId
-    let signer = signers.get(cacheKey)
-    if (signer === undefined || signer.key !== key) {
+    let signer = signers.get(route)
+    if (signer === undefined) {
       signer = new GripSigner(route.sigIss ?? settings.sigIss, key)
-      signers.set(cacheKey, signer)
+      signers.set(route, signer)
     }
     return signer
   }
@@ -235,10 +236,9 @@ export const makeProxy = (
       if (admission._tag === "Full") {
         stats.shedOriginQueueFull++
         log.write("proxy", 1, `shed: ${method} ${uri} -> ${authority}${routeTag}: origin queue full (${gate.waitingCount} waiting, ${gate.activeCount} active)`)
-        accessLog(`${method} ${uri} -> ${authority}${routeTag} code=503 0`)
-        return textResponse(503, "Service Unavailable: too many requests waiting for the origin.\n", {
-          "retry-after": String(SHED_RETRY_AFTER_SECONDS)
-        })
+        const text = "Service Unavailable: too many requests waiting for the origin.\n"
+        accessLog(`${method} ${uri} -> ${authority}${routeTag} code=503 ${text.length}`)
+        return textResponse(503, text, { "retry-after": String(SHED_RETRY_AFTER_SECONDS) })
       }
       const headers = originRequestHeaders(request.headers, {
         route,
@@ -261,6 +261,11 @@ export const makeProxy = (
         })
       } catch (error) {
         admission.release()
+        if (request.signal.aborted) {
+          // Nobody is left to answer; this is not the origin's failure.
+          accessLog(`${method} ${uri} -> ${authority}${routeTag} error (client went away)`)
+          return new Response(null, { status: 499 })
+        }
         failures.push(`${authority} (${describeError(error)})`)
         const replayable = body === undefined || body instanceof Uint8Array
         if (replayable && CONNECT_ERROR_CODES.has(errorCode(error) ?? "")) {
