@@ -127,6 +127,8 @@ export const makeHolds = (channels: ChannelIndex<PublishItem>, wheel: TimerWheel
 
   const responseHold = (plan: HoldPlan, context: HoldContext): Promise<Response> =>
     new Promise((resolve) => {
+      // The client may have left while the origin was answering: hold nothing for it.
+      if (context.signal.aborted) return resolve(new Response(null, { status: 499 }))
       stats.responseHolds++
       let done = false
       let timer: TimerEntry | undefined
@@ -168,6 +170,7 @@ export const makeHolds = (channels: ChannelIndex<PublishItem>, wheel: TimerWheel
     })
 
   const streamHold = (plan: HoldPlan, context: HoldContext): Response => {
+    if (context.signal.aborted) return new Response(null, { status: 499 })
     stats.streamHolds++
     let closed = false
     let controller: ReadableStreamDefaultController<Uint8Array> | undefined
