@@ -16,6 +16,7 @@ import { log } from "../log/log.ts"
 import type { ClientConnection } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
+import { applyAutoCors } from "./cors.ts"
 import { answerTestRoute } from "./test-route.ts"
 
 /** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
@@ -191,6 +192,21 @@ export const makeProxy = (
       }
       route = lookup.route
     }
+    const response = await serveRoute(request, client, route, { url, hostHeader, scheme, uri, method })
+    if (settings.autoCrossOrigin || route.autoCrossOrigin) applyAutoCors(request.headers, response.headers)
+    return response
+  }
+
+  interface RequestFacts {
+    readonly url: { readonly path: string; readonly search: string }
+    readonly hostHeader: string
+    readonly scheme: "http" | "https"
+    readonly uri: string
+    readonly method: string
+  }
+
+  const serveRoute = async (request: Request, client: ClientConnection, route: Route, facts: RequestFacts): Promise<Response> => {
+    const { url, hostHeader, scheme, uri, method } = facts
     const routeTag = route.id === undefined ? "" : ` route=${route.id}`
     const first = route.targets[0]
     if (first === undefined) return badGateway(route, uri, method, "Route has no targets.")

@@ -179,6 +179,33 @@ describe.skipIf(!referencePushpinAvailable())("pushpin-ts and Pushpin 1.36 answe
     }
   })
 
+  test("auto cross-origin (route aco): the same CORS headers on a GET and a preflight", async () => {
+    const routes = [`*,aco 127.0.0.1:${origin.port}`]
+    const [corsReference, corsOurs] = await Promise.all([
+      startReferencePushpin({ routes }),
+      startPushpinTs({ args: ["--route", routes[0] as string] })
+    ])
+    const corsHeaders = async (baseUrl: string, init: RequestInit) => {
+      const response = await fetch(`${baseUrl}/cors`, init)
+      await response.arrayBuffer()
+      // fetch gives no raw header case or order, so the exposed-header list compares as a set.
+      const normalise = ([name, value]: [string, string]) =>
+        name === "access-control-expose-headers" ? [name, value.toLowerCase().split(", ").sort().join(", ")] : [name, value]
+      return [response.status, ...[...response.headers].filter(([name]) => name.startsWith("access-control-")).map(normalise).sort()]
+    }
+    try {
+      for (const init of [
+        { headers: { origin: "http://app.test" } },
+        { method: "OPTIONS", headers: { origin: "http://app.test", "access-control-request-method": "PUT", "access-control-request-headers": "X-Token, Content-Type" } },
+        {}
+      ] as ReadonlyArray<RequestInit>) {
+        expect(await corsHeaders(corsOurs.baseUrl, init)).toEqual(await corsHeaders(corsReference.baseUrl, init))
+      }
+    } finally {
+      await Promise.all([corsReference.stop(), corsOurs.stop()])
+    }
+  })
+
   test("the built-in test route", async () => {
     const [testReference, testOurs] = await Promise.all([startReferencePushpin({ routes: ["* test"] }), startPushpinTs()])
     try {
