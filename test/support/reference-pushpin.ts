@@ -222,6 +222,32 @@ const rawRequest = (port: number, request: string, timeoutMs: number): Promise<s
     });
   });
 
+/** Like rawRequest, but resolves as soon as the answer contains `until` (for held streams). */
+const rawRequestUntil = (port: number, request: string, until: string, timeoutMs: number): Promise<string> =>
+  new Promise((resolve, reject) => {
+    let text = "";
+    const socket = createConnection({ host: "127.0.0.1", port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("timeout"));
+    }, timeoutMs);
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text);
+    };
+    socket.on("connect", () => socket.write(request));
+    socket.on("data", (d: Buffer) => {
+      text += d.toString("latin1");
+      if (text.includes(until)) finish();
+    });
+    socket.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.on("close", finish);
+  });
+
 const readLogs = (dir: string): string => {
   const logDir = join(dir, "log");
   let names: Array<string>;
@@ -444,9 +470,12 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
 
   let httpReady = false;
   let publishReady = false;
+  // The proxy hands GRIP responses to the handler over its "accept" socket, which connects after
+  // the HTTP port already answers; until then holds get "Accept service unavailable."
+  let acceptReady = false;
   let lastError = "";
   if (!zurlSockets.every((path) => existsSync(path))) await fail("zurl did not bind its sockets");
-  while (!(httpReady && publishReady)) {
+  while (!(httpReady && publishReady && acceptReady)) {
     if (Date.now() > deadline) await fail(`not ready after ${timeoutMs} ms (${lastError})`);
     if (exited(runner)) await fail(`runner exited (code ${String(runner.exitCode)}, signal ${String(runner.signalCode)})`);
     if (exited(zurl)) await fail(`zurl exited (code ${String(zurl.exitCode)}, signal ${String(zurl.signalCode)})`);
@@ -472,7 +501,21 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
         lastError = `publish port: ${String(e)}`;
       }
     }
-    if (!(httpReady && publishReady)) await sleep(20);
+    if (httpReady && !acceptReady) {
+      try {
+        const res = await rawRequestUntil(
+          httpPort,
+          `GET /stream?channel=pushpin-reference-readiness HTTP/1.1\r\nHost: ${READINESS_HOST}\r\nConnection: close\r\n\r\n`,
+          "[stream opened]",
+          1000,
+        );
+        acceptReady = res.includes("[stream opened]");
+        if (!acceptReady) lastError = `accept path answered: ${JSON.stringify(res.slice(-80))}`;
+      } catch (e) {
+        lastError = `accept path: ${String(e)}`;
+      }
+    }
+    if (!(httpReady && publishReady && acceptReady)) await sleep(20);
   }
 
   return {
