@@ -7,6 +7,7 @@ import { loadSettings, describeSettings, mapServices } from "./config/settings.t
 import { parseListenAddress, parseLogLevelSpec } from "./config/values.ts"
 import { loadRoutes } from "./config/routes.ts"
 import type { ListenAddress, LogLevelSpec } from "./config/types.ts"
+import { runPublishCommand } from "./publish/cli.ts"
 import { runUntilStopped, VERSION } from "./runner/runner.ts"
 
 const USAGE = `Usage: pushpin-ts <command> [options]
@@ -14,6 +15,7 @@ const USAGE = `Usage: pushpin-ts <command> [options]
 Commands:
   run        start the server (default when only options are given)
   check      load and validate a config, print what it resolved to
+  publish    publish to a channel, as pushpin-publish (see: pushpin-ts publish --help)
   version    print the version
   help       print this text
 
@@ -134,6 +136,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   const [first, ...rest] = argv
   const command = first === undefined || first.startsWith("-") ? "run" : first
   const args = first === undefined || first.startsWith("-") ? argv : rest
+  // publish has flags of its own (pushpin-publish's), so it parses its arguments itself.
+  if (command === "publish") return runPublishCommand(args)
   if (command === "help" || args.includes("--help") || args.includes("-h")) {
     process.stdout.write(USAGE)
     return 0
