@@ -6,12 +6,21 @@
 export interface Subscriber<Item> {
   /** Connection id, for logs and drop counts. */
   readonly id: string
+  /** Rate-limit bucket (Pushpin: the route), so one busy route cannot starve the others. */
+  readonly bucket: string
   readonly deliver: (item: Item, channel: string) => void
 }
 
 export class ChannelIndex<Item> {
   private readonly channels = new Map<string, Set<Subscriber<Item>>>()
   private subscriptions = 0
+
+  /** `onChannelEmpty` runs when a channel loses its last subscriber (the sequencer forgets it). */
+  constructor(private readonly onChannelEmpty: (channel: string) => void = () => {}) {}
+
+  has(channel: string): boolean {
+    return this.channels.has(channel)
+  }
 
   get channelCount(): number {
     return this.channels.size
@@ -40,7 +49,10 @@ export class ChannelIndex<Item> {
     const set = this.channels.get(channel)
     if (set === undefined || !set.delete(subscriber)) return
     this.subscriptions--
-    if (set.size === 0) this.channels.delete(channel)
+    if (set.size === 0) {
+      this.channels.delete(channel)
+      this.onChannelEmpty(channel)
+    }
   }
 
   /**
@@ -48,11 +60,12 @@ export class ChannelIndex<Item> {
    * snapshot is taken first, so a subscriber that unsubscribes while receiving (a response hold
    * completing) does not disturb the walk.
    */
-  publish(channel: string, item: Item): number {
+  publish(channel: string, item: Item, dispatch?: (subscriber: Subscriber<Item>, item: Item, channel: string) => void): number {
     const set = this.channels.get(channel)
     if (set === undefined) return 0
     const receivers = [...set]
-    for (const subscriber of receivers) subscriber.deliver(item, channel)
+    if (dispatch === undefined) for (const subscriber of receivers) subscriber.deliver(item, channel)
+    else for (const subscriber of receivers) dispatch(subscriber, item, channel)
     return receivers.length
   }
 }

@@ -9,13 +9,18 @@ import { parseInstruct, streamHoldError, type Instruct } from "../grip/instruct.
 import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
 import { ListenError, type ClientConnection, type RunningServer, type ServerRuntime } from "../platform/server.ts"
-import { ChannelIndex } from "./channels.ts"
+import { ChannelIndex, type Subscriber } from "./channels.ts"
 import { makeHolds, type HoldPlan, type HoldStats } from "./holds.ts"
 import { makePublishApi, type PublishApiStats } from "./publish-server.ts"
+import { RateLimiter, type RateLimiterStats } from "./rate-limiter.ts"
+import { Sequencer, type SequencerStats } from "./sequencer.ts"
 import { TimerWheel } from "./timer-wheel.ts"
 
 /** Largest GRIP instruct response body the proxy buffers for the handler (Pushpin: 100 000). */
 export const MAX_GRIP_INSTRUCT_BODY_BYTES = 100_000
+
+/** Pushpin's rate limiter releases deliveries in batches every 25 ms. */
+const RATE_LIMIT_BATCH_MS = 25
 
 /** Publish API connections idle this long are closed (the API is request/response only). */
 const PUBLISH_API_IDLE_TIMEOUT_SECONDS = 30
@@ -46,6 +51,8 @@ export class HandlerServerRuntime extends Context.Service<HandlerServerRuntime, 
 
 export interface HandlerStats {
   readonly holds: Readonly<HoldStats>
+  readonly sequencer: Readonly<SequencerStats>
+  readonly rateLimiter: Readonly<RateLimiterStats>
   readonly publishApi: Readonly<PublishApiStats>
   readonly instructErrors: () => number
   readonly channels: () => number
@@ -55,7 +62,8 @@ export interface HandlerStats {
 
 export class Handler extends Context.Service<Handler, {
   readonly accept: (handoff: GripHandoff) => Response | Promise<Response>
-  readonly publish: (items: ReadonlyArray<PublishItem>) => number
+  /** Sequences (id/prev-id, dedupe) and fans out; delivery may follow later (parking, rate). */
+  readonly publish: (items: ReadonlyArray<PublishItem>) => void
   readonly stats: HandlerStats
   /** The publish API listener, when `push_in_http_port` is set. */
   readonly publishServer: RunningServer | undefined
@@ -66,7 +74,8 @@ export class Handler extends Context.Service<Handler, {
       const settings = yield* AppSettings
       const runtime = yield* HandlerServerRuntime
       const { handler: handlerSettings, proxy: proxySettings } = settings
-      const channels = new ChannelIndex<PublishItem>()
+      // The sequencer forgets a channel nobody listens to, as Pushpin's does.
+      const channels: ChannelIndex<PublishItem> = new ChannelIndex<PublishItem>((channel) => sequencer.clearChannel(channel))
       const wheel = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const wheel = new TimerWheel()
@@ -79,14 +88,39 @@ export class Handler extends Context.Service<Handler, {
       let connectionCounter = 0
       let instructErrors = 0
 
-      const publish = (items: ReadonlyArray<PublishItem>): number => {
-        let receivers = 0
-        for (const item of items) {
-          const reached = channels.publish(item.channel, item)
-          receivers += reached
-          log.write("handler", 2, `publish channel=${item.channel} receivers=${reached}`)
+      // message_rate/message_hwm: deliveries past the rate wait per route bucket; past the high
+      // water mark they are dropped, counted and logged.
+      const limiter = new RateLimiter({ rate: handlerSettings.messageRate, hwm: handlerSettings.messageHwm, tickMs: RATE_LIMIT_BATCH_MS })
+      const limited = handlerSettings.messageRate !== undefined && handlerSettings.messageRate > 0
+      const dispatch = (subscriber: Subscriber<PublishItem>, item: PublishItem, channel: string) => {
+        const outcome = limiter.offer(subscriber.bucket, () => subscriber.deliver(item, channel))
+        if (outcome === "dropped") {
+          log.write("handler", 1, `drop: connection ${subscriber.id} route ${subscriber.bucket} channel ${channel}: message_hwm reached`)
         }
-        return receivers
+      }
+      const fanOut = (item: PublishItem) => {
+        const reached = channels.publish(item.channel, item, limited ? dispatch : undefined)
+        log.write("handler", 2, `publish channel=${item.channel} receivers=${reached}`)
+      }
+      const sequencer = new Sequencer({
+        messageWaitMs: handlerSettings.messageWait,
+        idCacheTtlMs: handlerSettings.idCacheTtl * 1000,
+        onDeliver: fanOut,
+        onDrop: (item, reason) =>
+          log.write("handler", 1, `drop: publish channel=${item.channel}${item.id === undefined ? "" : ` id=${item.id}`}: ${reason}`)
+      })
+      wheel.onTick(() => sequencer.advance())
+      if (limited) {
+        // Small batches, as Pushpin's: a whole 100 ms tick of deliveries at once would overrun a
+        // healthy reader's 100-message outbox.
+        yield* Effect.acquireRelease(
+          Effect.sync(() => setInterval(() => limiter.advance(), RATE_LIMIT_BATCH_MS)),
+          (interval) => Effect.sync(() => clearInterval(interval))
+        )
+      }
+
+      const publish = (items: ReadonlyArray<PublishItem>): void => {
+        for (const item of items) sequencer.add(item, channels.has(item.channel))
       }
 
       const planFrom = (instruct: Instruct, mode: "response" | "stream"): HoldPlan => ({
@@ -192,6 +226,8 @@ export class Handler extends Context.Service<Handler, {
         publishServer,
         stats: {
           holds: holds.stats,
+          sequencer: sequencer.stats,
+          rateLimiter: limiter.stats,
           publishApi: publishApi.stats,
           instructErrors: () => instructErrors,
           channels: () => channels.channelCount,

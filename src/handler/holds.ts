@@ -143,6 +143,7 @@ export const makeHolds = (channels: ChannelIndex<PublishItem>, wheel: TimerWheel
       }
       const subscriber: Subscriber<PublishItem> = {
         id: context.connectionId,
+        bucket: context.route,
         deliver: (item, channel) => {
           const format = item.formats.httpResponse
           // Pushpin ignores `close` for response holds; `hint` needs next-link re-fetching.
@@ -195,6 +196,7 @@ export const makeHolds = (channels: ChannelIndex<PublishItem>, wheel: TimerWheel
 
     const subscriber: Subscriber<PublishItem> = {
       id: context.connectionId,
+      bucket: context.route,
       deliver: (item, channel) => {
         const format = item.formats.httpStream
         if (closed || controller === undefined || format === undefined) return

@@ -10,8 +10,8 @@ export type DecodeOutcome<Item> =
 
 export interface PublishIntake<Item> {
   readonly decode: (body: string) => DecodeOutcome<Item>
-  /** Fans the items out; returns how many subscribers were reached (for the log). */
-  readonly publish: (items: ReadonlyArray<Item>) => number
+  /** Hands the items to sequencing and fan-out. */
+  readonly publish: (items: ReadonlyArray<Item>) => void
 }
 
 export interface PublishApiLimits {

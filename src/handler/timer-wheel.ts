@@ -27,6 +27,7 @@ export class TimerWheel {
   private lastProcessedTick: number
   private interval: ReturnType<typeof setInterval> | undefined
   private scheduled = 0
+  private readonly tickListeners: Array<() => void> = []
 
   constructor(private readonly clock: Clock = systemClock, readonly tickMs: number = TIMER_TICK_MS) {
     this.lastProcessedTick = Math.floor(clock.now() / tickMs)
@@ -65,6 +66,11 @@ export class TimerWheel {
     entry.tick = -1
   }
 
+  /** Runs `listener` on every tick, after due entries fired (sequencer and rate limiter clocks). */
+  onTick(listener: () => void): void {
+    this.tickListeners.push(listener)
+  }
+
   /** Fires everything due up to now. Called by the interval; tests call it with a fake clock. */
   advance(): void {
     const currentTick = Math.floor(this.clock.now() / this.tickMs)
@@ -81,6 +87,7 @@ export class TimerWheel {
       }
     }
     this.lastProcessedTick = currentTick
+    for (const listener of this.tickListeners) listener()
   }
 
   start(): void {

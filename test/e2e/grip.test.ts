@@ -177,8 +177,8 @@ describe("GRIP holds", () => {
     const healthy = await fetch(`${proxy.baseUrl}/stream?channel=slow`)
     const reader = (healthy.body as ReadableStream<Uint8Array>).getReader()
     await subscribed(proxy, "slow", 2)
-    const chunk = "x".repeat(64 * 1024 - 1)
-    const batches = 40
+    const chunk = "x".repeat(16 * 1024 - 1)
+    const batches = 100
     let received = 0
     const draining = (async () => {
       for (;;) {
@@ -193,10 +193,36 @@ describe("GRIP holds", () => {
     }
     await publish(proxy.publishUrl, [{ channel: "slow", formats: { "http-stream": { action: "close" } } }])
     await draining
-    expect(received).toBe("start\n".length + batches * 10 * 64 * 1024)
+    expect(received).toBe("start\n".length + batches * 10 * 16 * 1024)
     expect(proxy.logs()).toMatch(/drop: connection \d+ route \S+ channel slow: outbox full/)
     stalled.destroy()
   }, 30_000)
+
+  test("sequencing: out-of-order items wait for their predecessor, duplicates are dropped, a gap is given up after message_wait", async () => {
+    const response = await fetch(`${proxy.baseUrl}/stream?channel=seq`)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    let text = await readUntil(reader, (sofar) => sofar.includes("start\n"))
+    await subscribed(proxy, "seq")
+    const item = (id: string, prevId: string | undefined) => ({
+      channel: "seq",
+      id,
+      ...(prevId === undefined ? {} : { "prev-id": prevId }),
+      formats: { "http-stream": { content: `${id}\n` } }
+    })
+    await publish(proxy.publishUrl, [item("1", undefined)])
+    await publish(proxy.publishUrl, [item("3", "2")]) // parked: 2 has not been seen
+    await publish(proxy.publishUrl, [item("2", "1")]) // releases 2, then 3
+    await publish(proxy.publishUrl, [item("2", "1")]) // duplicate id: dropped
+    text = await readUntil(reader, (sofar) => sofar.endsWith("3\n"), text)
+    expect(text).toBe("start\n1\n2\n3\n")
+    const parkedAt = Date.now()
+    await publish(proxy.publishUrl, [item("5", "4")]) // 4 never comes
+    text = await readUntil(reader, (sofar) => sofar.endsWith("5\n"), text)
+    expect(Date.now() - parkedAt).toBeGreaterThanOrEqual(4500)
+    expect(text).toBe("start\n1\n2\n3\n5\n")
+    expect(proxy.logs()).toContain("drop: publish channel=seq id=2: duplicate")
+    await reader.cancel()
+  }, 20_000)
 
   test("route prefix namespaces channels", async () => {
     const held = fetch(`${proxy.baseUrl}/pre/poll?channel=pfx`)
