@@ -5,23 +5,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { startOrigin, type TestOrigin } from "../support/origin.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
+import { readUntil } from "../support/streams.ts"
 
 const publish = async (publishUrl: string | undefined, items: ReadonlyArray<unknown>, init: RequestInit = {}): Promise<Response> => {
   if (publishUrl === undefined) throw new Error("publish API is off")
   return fetch(`${publishUrl}/publish/`, { method: "POST", body: JSON.stringify({ items }), ...init })
 }
 
-/** Reads a streamed body chunk by chunk into text, resolving once `until` matches. */
-const readUntil = async (reader: ReadableStreamDefaultReader<Uint8Array>, until: (text: string) => boolean, sofar = ""): Promise<string> => {
-  const decoder = new TextDecoder()
-  let text = sofar
-  while (!until(text)) {
-    const { done, value } = await reader.read()
-    if (done) break
-    text += decoder.decode(value, { stream: true })
-  }
-  return text
-}
 
 /** Waits until the proxy logged `count` subscriptions to `channel`, so a publish cannot race the hold. */
 const subscribed = async (proxy: RunningPushpinTs, channel: string, count = 1) => {

@@ -74,6 +74,19 @@ describe("config files", () => {
     rmSync(dir, { recursive: true, force: true })
   })
 
+  test("pushpin.conf.example checks clean next to a routes file", () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, "pushpin.conf"), readFileSync(join(import.meta.dir, "../../pushpin.conf.example")))
+    writeFileSync(join(dir, "routes"), "* test\n")
+    const checked = Bun.spawnSync([BINARY, "check", "--config", join(dir, "pushpin.conf")])
+    expect(checked.exitCode).toBe(0)
+    expect(checked.stdout.toString()).toContain("origin_max_concurrency = 1024")
+    // the only warnings: the missing internal.conf include, and the example key
+    const warnings = checked.stderr.toString().trim().split("\n").filter((line) => line.length > 0)
+    for (const warning of warnings) expect(warning).toMatch(/include|changeme/)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
   test("a port already in use makes run exit non-zero and say why", async () => {
     const holder = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
     const port = holder.port

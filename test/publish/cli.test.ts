@@ -12,6 +12,7 @@ import type { Server } from "bun"
 import { buildPublishRequest, itemToJson, itemToTnetstring, PUBLISH_HELP, type PublishRequest, type PublishTarget } from "../../src/publish/cli.ts"
 import { BINARY, startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { referencePushpinAvailable, startReferencePushpin, type ReferencePushpin } from "../support/reference-pushpin.ts"
+import { readUntil } from "../support/streams.ts"
 
 const dir = mkdtempSync(join(tmpdir(), "pushpin-ts-publish-"))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -326,16 +327,6 @@ const cli = async (args: ReadonlyArray<string>, env: Record<string, string> = {}
   }
 }
 
-const readUntil = async (reader: ReadableStreamDefaultReader<Uint8Array>, until: (text: string) => boolean, sofar = ""): Promise<string> => {
-  const decoder = new TextDecoder()
-  let text = sofar
-  while (!until(text)) {
-    const { done, value } = await reader.read()
-    if (done) break
-    text += decoder.decode(value, { stream: true })
-  }
-  return text
-}
 
 describe("pushpin-ts publish (binary) against a recording receiver", () => {
   let receiver: Receiver
