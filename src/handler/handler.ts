@@ -127,6 +127,7 @@ export class Handler extends Context.Service<Handler, {
         mode,
         channels: instruct.channels,
         meta: instruct.meta,
+        subscriptions: new Map(instruct.channels.map((channel) => [channel.name, undefined])),
         timeoutMs: instruct.timeoutSeconds * 1000,
         keepAlive: instruct.keepAlive === undefined || instruct.keepAlive.data.byteLength === 0
           ? undefined

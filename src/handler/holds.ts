@@ -34,6 +34,8 @@ export interface HoldPlan {
   readonly channels: ReadonlyArray<{ readonly name: string; readonly filters: ReadonlyArray<string> }>
   /** `Grip-Set-Meta`: what filters such as skip-self compare the publish's meta against. */
   readonly meta: ReadonlyMap<string, string>
+  /** The channels as filters see them (require-sub, build-id), built once per hold. */
+  readonly subscriptions: ReadonlyMap<string, string | undefined>
   readonly timeoutMs: number
   readonly keepAlive: { readonly data: Uint8Array<ArrayBuffer>; readonly intervalMs: number; readonly mode: "idle" | "interval" } | undefined
   /** What the client gets when a response hold times out, and a stream's initial response. */
@@ -77,7 +79,7 @@ const filtered = (
   const outcome = applyFilters(filters, {
     subscriptionMeta: plan.meta,
     publishMeta: item.meta,
-    subscriptions: new Map(plan.channels.map((entry) => [entry.name, undefined])),
+    subscriptions: plan.subscriptions,
     content
   })
   if (outcome.error !== undefined) {
