@@ -3,7 +3,9 @@
  * A bare `pushpin-ts --config ...` runs, as `pushpin --config ...` does.
  */
 import { Effect } from "effect"
-import { loadSettings, describeSettings, mapServices } from "./config/settings.ts"
+import { describeSettings } from "./config/describe.ts"
+import { mapServices } from "./config/services.ts"
+import { loadSettings } from "./config/settings.ts"
 import { parseListenAddress, parseLogLevelSpec } from "./config/values.ts"
 import { loadRoutes } from "./config/routes.ts"
 import type { ListenAddress, LogLevelSpec } from "./config/types.ts"

@@ -171,25 +171,11 @@ const parseTarget = (section: RouteSection, ctx: LineContext): Target | undefine
     }
   }
 
-  let host: string
-  let portText: string
-  if (value.startsWith("[")) {
-    const close = value.indexOf("]:")
-    if (close === -1) {
-      ctx.warn(`target bad format: "${value}"`)
-      return undefined
-    }
-    host = value.slice(1, close)
-    portText = value.slice(close + 2)
-  } else {
-    const colon = value.indexOf(":")
-    if (colon === -1) {
-      ctx.warn(`target bad format: "${value}"`)
-      return undefined
-    }
-    host = value.slice(0, colon)
-    portText = value.slice(colon + 1)
-  }
+  // `[ipv6]:port` or `host:port`.
+  const bracketed = value.startsWith("[")
+  const separator = bracketed ? value.indexOf("]:") : value.indexOf(":")
+  const host = separator === -1 ? "" : value.slice(bracketed ? 1 : 0, separator)
+  const portText = value.slice(separator + (bracketed ? 2 : 1))
   // Pushpin would accept ":80" and then fail every connect; refuse it here instead.
   if (host === "") {
     ctx.warn(`target bad format: "${value}"`)

@@ -18,8 +18,9 @@ import { dirname, resolve } from "node:path"
 import { Effect, Option, Result } from "effect"
 import { type ConfigError, configError, type ConfigWarning, configWarning, displayPath } from "./errors.ts"
 import { iniGet, type IniEntry, type IniFile, parseIni } from "./ini.ts"
-import { describeSigningKey, type KeyUse, parseSigningKey } from "./signingKey.ts"
-import type { ListenAddress, LogLevelSpec, Settings, SigningKey, XForwardedForRules } from "./types.ts"
+import { mapServices } from "./services.ts"
+import { type KeyUse, parseSigningKey } from "./signingKey.ts"
+import type { ListenAddress, LogLevelSpec, Settings, SigningKey } from "./types.ts"
 import * as V from "./values.ts"
 
 export { DEFAULT_ROUTES_TEXT } from "./routes.ts"
@@ -111,7 +112,7 @@ stats_report_interval=10
 stats_format=tnetstring
 `
 
-const BUILT_IN_NAME = "built-in defaults"
+export const BUILT_IN_NAME = "built-in defaults"
 
 /**
  * `[proxy] origin_max_concurrency` (pushpin-ts only): requests in flight to one origin at once.
@@ -474,149 +475,4 @@ const prometheusPort = (
     return Effect.succeed(undefined)
   }
   return r.value(section, "prometheus_port", V.listenAddress, undefined)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Legacy services
-
-export interface ServiceMapping {
-  /** One line for the startup log: how `services=` maps onto the built-in parts. */
-  readonly mapped: string
-  /** Extra explanations (a part the file did not list still runs). */
-  readonly notes: ReadonlyArray<string>
-  /** Names pushpin-ts does not know. */
-  readonly warnings: ReadonlyArray<string>
-}
-
-const SERVICE_PARTS: ReadonlyMap<string, "connmgr" | "proxy" | "handler" | "origin client"> = new Map([
-  ["connmgr", "connmgr"],
-  ["condure", "connmgr"],
-  ["mongrel2", "connmgr"],
-  ["m2adapter", "connmgr"],
-  ["zurl", "origin client"],
-  ["proxy", "proxy"],
-  ["pushpin-proxy", "proxy"],
-  ["handler", "handler"],
-  ["pushpin-handler", "handler"]
-] as const)
-
-/** Explains `[runner] services` in terms of what pushpin-ts runs (always all of it, in-process). */
-export const mapServices = (services: ReadonlyArray<string>): ServiceMapping => {
-  const sentences: Array<string> = []
-  const warnings: Array<string> = []
-  const covered = new Set<string>()
-  const has = (name: string) => services.includes(name)
-  for (const name of services) {
-    const part = SERVICE_PARTS.get(name)
-    if (part === undefined) {
-      warnings.push(`unknown service ${name}; ignored`)
-      continue
-    }
-    covered.add(part)
-    if (name === "mongrel2" || name === "m2adapter") {
-      const pair = has("mongrel2") && has("m2adapter")
-      if (pair && name === "m2adapter") continue
-      sentences.push(`${pair ? "mongrel2+m2adapter" : name} → built-in connmgr (Mongrel2 front end replaced)`)
-    } else {
-      sentences.push(`${name} → built-in ${part}`)
-    }
-  }
-  const notes = (["connmgr", "proxy", "handler"] as const)
-    .filter((part) => !covered.has(part))
-    .map((part) => `${part} is not listed in services; pushpin-ts runs its built-in ${part} anyway`)
-  const mapped = sentences.length === 0 ? "no services listed → built-in connmgr, proxy and handler" : sentences.join("; ")
-  return { mapped, notes, warnings }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Description for `pushpin-ts check`
-
-const formatAddress = (a: ListenAddress): string => `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`
-const formatList = (items: ReadonlyArray<string>): string => (items.length === 0 ? "(none)" : items.join(","))
-const formatOptional = (value: string | number | undefined, none: string): string => (value === undefined ? none : String(value))
-const formatXff = (rules: XForwardedForRules): string =>
-  formatList([...(rules.truncate === undefined ? [] : [`truncate:${rules.truncate}`]), ...(rules.append ? ["append"] : [])])
-const formatLogLevel = (spec: LogLevelSpec): string =>
-  [String(spec.level), ...[...spec.perService].map(([name, level]) => `${name}:${level}`)].join(",")
-
-/** What the configuration resolved to, as `key = value` lines under Pushpin's section names. */
-export const describeSettings = (settings: Settings): string => {
-  const { global: g, runner, proxy: p, handler: h } = settings
-  const sections: ReadonlyArray<readonly [string, ReadonlyArray<readonly [string, string]>]> = [
-    ["", [
-      ["config file", settings.configFile ?? `(none: ${BUILT_IN_NAME})`],
-      ["config dir", settings.configDir]
-    ]],
-    ["global", [
-      ["include", g.include ?? "(none)"],
-      ["rundir", g.rundir],
-      ["libdir", g.libdir],
-      ["ipc_prefix", g.ipcPrefix],
-      ["port_offset", String(g.portOffset)],
-      ["stats_connection_ttl", String(g.statsConnectionTtl)],
-      ["stats_connection_send", String(g.statsConnectionSend)]
-    ]],
-    ["runner", [
-      ["services", `${formatList(runner.services)} (${mapServices(runner.services).mapped})`],
-      ["http_port", formatList(runner.httpPorts.map(formatAddress))],
-      ["https_ports", formatList(runner.httpsPorts.map(formatAddress))],
-      ["local_ports", formatList(runner.localPorts)],
-      ["logdir", runner.logdir],
-      ["log_level", formatLogLevel(runner.logLevel)],
-      ["client_buffer_size", String(runner.clientBufferSize)],
-      ["client_maxconn", String(runner.clientMaxconn)],
-      ["allow_compression", String(runner.allowCompression)]
-    ]],
-    ["proxy", [
-      ["routesfile", p.routesFile],
-      ["debug", String(p.debug)],
-      ["auto_cross_origin", String(p.autoCrossOrigin)],
-      ["accept_x_forwarded_protocol", String(p.acceptXForwardedProtocol)],
-      ["set_x_forwarded_protocol", p.setXForwardedProtocol],
-      ["x_forwarded_for", formatXff(p.xForwardedFor)],
-      ["x_forwarded_for_trusted", formatXff(p.xForwardedForTrusted)],
-      ["orig_headers_need_mark", formatList(p.origHeadersNeedMark)],
-      ["accept_pushpin_route", String(p.acceptPushpinRoute)],
-      ["cdn_loop", formatOptional(p.cdnLoop, "(none)")],
-      ["log_from", String(p.logFrom)],
-      ["log_user_agent", String(p.logUserAgent)],
-      ["sig_iss", p.sigIss],
-      ["sig_key", p.sigKey === undefined ? "(none: requests are not signed)" : describeSigningKey(p.sigKey)],
-      ["upstream_key", describeSigningKey(p.upstreamKey)],
-      ["sockjs_url", p.sockjsUrl],
-      ["workers", String(p.workers)],
-      ["max_open_requests", String(p.maxOpenRequests)],
-      ["origin_max_concurrency", String(p.originMaxConcurrency)],
-      ["stats_report_interval", String(p.statsReportInterval)],
-      ["prometheus_port", p.prometheusPort === undefined ? "(none)" : formatAddress(p.prometheusPort)],
-      ["prometheus_prefix", p.prometheusPrefix]
-    ]],
-    ["handler", [
-      ["push_in_spec", formatOptional(h.pushInSpec, "(none)")],
-      ["push_in_sub_specs", formatList(h.pushInSubSpecs)],
-      ["push_in_sub_connect", String(h.pushInSubConnect)],
-      ["push_in_http", h.pushInHttpPort === undefined ? "(off)" : formatAddress({ host: h.pushInHttpAddr, port: h.pushInHttpPort })],
-      ["push_in_http_max_headers_size", String(h.pushInHttpMaxHeadersSize)],
-      ["push_in_http_max_body_size", String(h.pushInHttpMaxBodySize)],
-      ["stats_spec", formatOptional(h.statsSpec, "(none)")],
-      ["command_spec", formatOptional(h.commandSpec, "(none)")],
-      ["message_rate", formatOptional(h.messageRate, "(unlimited)")],
-      ["message_hwm", formatOptional(h.messageHwm, "(unlimited)")],
-      ["message_block_size", formatOptional(h.messageBlockSize, "(off)")],
-      ["message_wait", String(h.messageWait)],
-      ["id_cache_ttl", h.idCacheTtl === 0 ? "0 (no dedupe)" : String(h.idCacheTtl)],
-      ["update_on_first_subscription", String(h.updateOnFirstSubscription)],
-      ["connection_subscription_max", String(h.connectionSubscriptionMax)],
-      ["subscription_linger", String(h.subscriptionLinger)],
-      ["stats_subscription_ttl", String(h.statsSubscriptionTtl)],
-      ["stats_report_interval", String(h.statsReportInterval)],
-      ["stats_format", h.statsFormat],
-      ["prometheus_port", h.prometheusPort === undefined ? "(none)" : formatAddress(h.prometheusPort)],
-      ["prometheus_prefix", h.prometheusPrefix],
-      ["share_all", String(h.shareAll)]
-    ]]
-  ]
-  return sections
-    .map(([name, lines]) => [...(name === "" ? [] : [`[${name}]`]), ...lines.map(([k, v]) => `${k} = ${v}`)].join("\n"))
-    .join("\n\n") + "\n"
 }

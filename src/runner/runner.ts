@@ -5,7 +5,8 @@
  */
 import { Effect, Exit, Cause, Fiber, FiberSet, Layer } from "effect"
 import { AppSettings, LiveRoutes } from "../config/live.ts"
-import { loadSettings, mapServices } from "../config/settings.ts"
+import { mapServices } from "../config/services.ts"
+import { loadSettings } from "../config/settings.ts"
 import type { ListenAddress, LogLevelSpec } from "../config/types.ts"
 import { Connmgr, ServerRuntimeService } from "../connmgr/connmgr.ts"
 import { Handler, HandlerServerRuntime } from "../handler/handler.ts"

@@ -4,13 +4,13 @@ import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import {
   DEFAULT_ROUTES_TEXT,
-  describeSettings,
   discoverConfigFile,
   loadSettings,
   type LoadSettingsOptions,
-  mapServices,
   resolveVars
 } from "../../src/config/settings.ts"
+import { describeSettings } from "../../src/config/describe.ts"
+import { mapServices } from "../../src/config/services.ts"
 import { loadRoutes } from "../../src/config/routes.ts"
 import { parseListenAddress, parseLogLevelSpec } from "../../src/config/values.ts"
 import type { LogLevelSpec, Settings } from "../../src/config/types.ts"
