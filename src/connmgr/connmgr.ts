@@ -8,7 +8,7 @@ import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
 import { log } from "../log/log.ts"
-import { ListenError, type RunningServer, type ServerRuntime } from "../platform/server.ts"
+import { ListenError, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { splitRequestTarget } from "../proxy/headers.ts"
 import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
 
@@ -26,10 +26,6 @@ export interface ConnmgrStats {
   headerTooLarge: number
   internalErrors: number
 }
-
-export class ServerRuntimeService extends Context.Service<ServerRuntimeService, ServerRuntime>()(
-  "pushpin-ts/platform/ServerRuntime"
-) {}
 
 /** Approximate size of the request head as it was on the wire. */
 export const requestHeadSize = (request: Request, targetLength: number): number => {

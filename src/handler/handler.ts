@@ -8,7 +8,7 @@ import type { Route } from "../config/types.ts"
 import { parseInstruct, streamHoldError, type Instruct } from "../grip/instruct.ts"
 import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
-import { ListenError, type ClientConnection, type RunningServer, type ServerRuntime } from "../platform/server.ts"
+import { ListenError, type ClientConnection, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { ChannelIndex, type Subscriber } from "./channels.ts"
 import { makeHolds, type HoldPlan, type HoldStats } from "./holds.ts"
 import { makePublishApi, type PublishApiStats } from "./publish-server.ts"
@@ -44,11 +44,6 @@ export interface GripHandoff {
   readonly client: ClientConnection
 }
 
-/** Gives the handler's server runtime without making it depend on connmgr. */
-export class HandlerServerRuntime extends Context.Service<HandlerServerRuntime, ServerRuntime>()(
-  "pushpin-ts/handler/HandlerServerRuntime"
-) {}
-
 export interface HandlerStats {
   readonly holds: Readonly<HoldStats>
   readonly sequencer: Readonly<SequencerStats>
@@ -72,7 +67,7 @@ export class Handler extends Context.Service<Handler, {
     Handler,
     Effect.gen(function*() {
       const settings = yield* AppSettings
-      const runtime = yield* HandlerServerRuntime
+      const runtime = yield* ServerRuntimeService
       const { handler: handlerSettings, proxy: proxySettings } = settings
       // The sequencer forgets a channel nobody listens to, as Pushpin's does.
       const channels: ChannelIndex<PublishItem> = new ChannelIndex<PublishItem>((channel) => sequencer.clearChannel(channel))

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import { Context, Data } from "effect"
 
 /**
  * The runtime adapter boundary. The core (connmgr, proxy, handler) speaks only web-standard
@@ -60,3 +60,8 @@ export class ListenError extends Data.TaggedError("ListenError")<{
     return `cannot listen on ${this.address}: ${this.reason}`
   }
 }
+
+/** The runtime every listener (clients, publish API) is opened with. */
+export class ServerRuntimeService extends Context.Service<ServerRuntimeService, ServerRuntime>()(
+  "pushpin-ts/platform/ServerRuntime"
+) {}

@@ -8,10 +8,11 @@ import { AppSettings, LiveRoutes } from "../config/live.ts"
 import { mapServices } from "../config/services.ts"
 import { loadSettings } from "../config/settings.ts"
 import type { ListenAddress, LogLevelSpec } from "../config/types.ts"
-import { Connmgr, ServerRuntimeService } from "../connmgr/connmgr.ts"
-import { Handler, HandlerServerRuntime } from "../handler/handler.ts"
+import { Connmgr } from "../connmgr/connmgr.ts"
+import { Handler } from "../handler/handler.ts"
 import { installLogWriter, log, makeLogWriter, PushpinLoggerLayer } from "../log/log.ts"
 import { BunServerRuntime } from "../platform/bun-server.ts"
+import { ServerRuntimeService } from "../platform/server.ts"
 import { Proxy } from "../proxy/proxy.ts"
 
 export interface RunOptions {
@@ -72,7 +73,6 @@ export const serve = (options: RunOptions) =>
       Layer.provideMerge(LiveRoutes.layer(options.routes)),
       Layer.provideMerge(Handler.layer),
       Layer.provide(Layer.succeed(ServerRuntimeService, BunServerRuntime)),
-      Layer.provide(Layer.succeed(HandlerServerRuntime, BunServerRuntime)),
       Layer.provide(Layer.succeed(AppSettings, settings))
     )
     return yield* Layer.launch(Layer.mergeAll(app, Layer.effectDiscard(Effect.logInfo("started"))))
