@@ -536,15 +536,14 @@ describe.skipIf(!referencePushpinAvailable())("pushpin-ts publish (binary) to th
   })
 
   test("a socket that is not PULL is refused", async () => {
-    // Pushpin's handler binds its command socket a little after its HTTP ports answer, so a
-    // first try may meet "connection refused"; ask again, boundedly, until the socket is up.
-    let result = await cli(["--spec", pushpin.commandSpec, "zmq", "x"])
-    for (let attempt = 0; attempt < 20 && result.stderr.includes("connection refused"); attempt++) {
-      await Bun.sleep(100)
-      result = await cli(["--spec", pushpin.commandSpec, "zmq", "x"])
-    }
+    const result = await cli(["--spec", pushpin.commandSpec, "zmq", "x"])
     expect(result.code).toBe(1)
-    expect(result.stderr).toBe(`Error: ${pushpin.commandSpec} is a ROUTER socket, not PULL\n`)
+    // libzmq drops a peer of an incompatible socket type. Depending on timing (seen once in a CI
+    // run) its READY naming ROUTER does or does not arrive before the close; both are a refusal.
+    const spec = pushpin.commandSpec.replaceAll(".", "\\.")
+    expect(result.stderr).toMatch(
+      new RegExp(`^Error: (${spec} is a ROUTER socket, not PULL|can't publish to ${spec}: connection closed by the peer)\\n$`)
+    )
   })
 })
 
