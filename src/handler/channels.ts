@@ -3,20 +3,34 @@
  * channel synchronously, so one publish to 10 000 subscribers is one plain loop.
  */
 
+/**
+ * How soon a session asks its origin again: `high` at once (a `hint`), `low` through the
+ * handler's shared update queue (gaps, `recover`, first subscriptions), which paces them.
+ */
+export type UpdatePriority = "low" | "high"
+
 export interface Subscriber<Item> {
   /** Connection id, for logs and drop counts. */
   readonly id: string
   /** Rate-limit bucket (Pushpin: the route), so one busy route cannot starve the others. */
   readonly bucket: string
-  readonly deliver: (item: Item, channel: string) => void
+  deliver(item: Item, channel: string): void
+  /** Ask the origin again for what this subscriber may have missed (HTTP sessions only). */
+  update?(priority: UpdatePriority): void
+}
+
+export interface ChannelEvents {
+  /** A channel got its first subscriber. */
+  readonly onChannelFirst?: (channel: string) => void
+  /** A channel lost its last subscriber. */
+  readonly onChannelEmpty?: (channel: string) => void
 }
 
 export class ChannelIndex<Item> {
   private readonly channels = new Map<string, Set<Subscriber<Item>>>()
   private subscriptions = 0
 
-  /** `onChannelEmpty` runs when a channel loses its last subscriber (the sequencer forgets it). */
-  constructor(private readonly onChannelEmpty: (channel: string) => void = () => {}) {}
+  constructor(private readonly events: ChannelEvents = {}) {}
 
   has(channel: string): boolean {
     return this.channels.has(channel)
@@ -42,6 +56,7 @@ export class ChannelIndex<Item> {
       set.add(subscriber)
       this.subscriptions++
     }
+    if (first) this.events.onChannelFirst?.(channel)
     return first
   }
 
@@ -51,7 +66,7 @@ export class ChannelIndex<Item> {
     this.subscriptions--
     if (set.size === 0) {
       this.channels.delete(channel)
-      this.onChannelEmpty(channel)
+      this.events.onChannelEmpty?.(channel)
     }
   }
 
@@ -67,5 +82,13 @@ export class ChannelIndex<Item> {
     if (dispatch === undefined) for (const subscriber of receivers) subscriber.deliver(item, channel)
     else for (const subscriber of receivers) dispatch(subscriber, item, channel)
     return receivers.length
+  }
+
+  /** The subscribers of one channel, or of every channel (each once), as a snapshot. */
+  subscribers(channel?: string): ReadonlyArray<Subscriber<Item>> {
+    if (channel !== undefined) return [...(this.channels.get(channel) ?? [])]
+    const all = new Set<Subscriber<Item>>()
+    for (const set of this.channels.values()) for (const subscriber of set) all.add(subscriber)
+    return [...all]
   }
 }

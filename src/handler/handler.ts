@@ -5,16 +5,18 @@
 import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { Route } from "../config/types.ts"
-import { parseInstruct, streamHoldError, type Instruct } from "../grip/instruct.ts"
+import { parseInstruct, streamHoldError } from "../grip/instruct.ts"
 import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
 import { ListenError, type ClientConnection, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { ChannelIndex, type Subscriber } from "./channels.ts"
-import { makeHolds, type HoldPlan, type HoldStats } from "./holds.ts"
+import { makeHolds, planFrom, type HoldStats } from "./holds.ts"
 import { makePublishApi, type PublishApiStats } from "./publish-server.ts"
 import { RateLimiter, type RateLimiterStats } from "./rate-limiter.ts"
 import { Sequencer, type SequencerStats } from "./sequencer.ts"
+import type { SessionOrigin } from "./session-origin.ts"
 import { TimerWheel } from "./timer-wheel.ts"
+import { UpdateQueue } from "./update-queue.ts"
 
 /** Largest GRIP instruct response body the proxy buffers for the handler (Pushpin: 100 000). */
 export const MAX_GRIP_INSTRUCT_BODY_BYTES = 100_000
@@ -24,6 +26,20 @@ const RATE_LIMIT_BATCH_MS = 25
 
 /** Publish API connections idle this long are closed (the API is request/response only). */
 const PUBLISH_API_IDLE_TIMEOUT_SECONDS = 30
+
+/**
+ * A channel's first subscriber makes its sessions ask the origin again this much later
+ * (Pushpin's `SUBSCRIBED_DELAY`): publishers that track subscriptions only start publishing once
+ * they see one, and anything they published before that would otherwise be lost.
+ */
+export const FIRST_SUBSCRIPTION_UPDATE_DELAY_MS = 1000
+
+/**
+ * A channel stays subscribed this long after its last subscriber leaves (Pushpin's stats
+ * linger). A long-poll that is answered and comes straight back is then not a "first"
+ * subscriber again, and the channel keeps its last published id meanwhile.
+ */
+export const SUBSCRIPTION_LINGER_MS = 60_000
 
 export interface GripHandoff {
   readonly request: {
@@ -42,6 +58,8 @@ export interface GripHandoff {
     readonly body: Uint8Array<ArrayBuffer>
   }
   readonly client: ClientConnection
+  /** How the session reaches the origin again (retries, next and gone links). */
+  readonly origin: SessionOrigin
 }
 
 export interface HandlerStats {
@@ -53,12 +71,16 @@ export interface HandlerStats {
   readonly channels: () => number
   readonly subscriptions: () => number
   readonly timers: () => number
+  readonly updatesWaiting: () => number
+  readonly lingeringChannels: () => number
 }
 
 export class Handler extends Context.Service<Handler, {
   readonly accept: (handoff: GripHandoff) => Response | Promise<Response>
   /** Sequences (id/prev-id, dedupe) and fans out; delivery may follow later (parking, rate). */
   readonly publish: (items: ReadonlyArray<PublishItem>) => void
+  /** Pushpin's `recover`: forget every last id and have every HTTP session ask its origin again. */
+  readonly recover: () => void
   readonly stats: HandlerStats
   /** The publish API listener, when `push_in_http_port` is set. */
   readonly publishServer: RunningServer | undefined
@@ -69,8 +91,6 @@ export class Handler extends Context.Service<Handler, {
       const settings = yield* AppSettings
       const runtime = yield* ServerRuntimeService
       const { handler: handlerSettings, proxy: proxySettings } = settings
-      // The sequencer forgets a channel nobody listens to, as Pushpin's does.
-      const channels: ChannelIndex<PublishItem> = new ChannelIndex<PublishItem>((channel) => sequencer.clearChannel(channel))
       const wheel = yield* Effect.acquireRelease(
         Effect.sync(() => {
           const wheel = new TimerWheel()
@@ -79,7 +99,38 @@ export class Handler extends Context.Service<Handler, {
         }),
         (wheel) => Effect.sync(() => wheel.stop())
       )
-      const holds = makeHolds(channels, wheel)
+
+      // channel → when its linger ends. Map order is expiry order: every entry lingers as long.
+      const lingering = new Map<string, number>()
+      const updateChannel = (channel: string) => {
+        for (const subscriber of channels.subscribers(channel)) subscriber.update?.("low")
+      }
+      const channels: ChannelIndex<PublishItem> = new ChannelIndex<PublishItem>({
+        onChannelFirst: (channel) => {
+          if (lingering.delete(channel) || !handlerSettings.updateOnFirstSubscription) return
+          const entry = wheel.makeEntry(() => updateChannel(channel))
+          wheel.schedule(entry, FIRST_SUBSCRIPTION_UPDATE_DELAY_MS)
+        },
+        onChannelEmpty: (channel) => lingering.set(channel, Date.now() + SUBSCRIPTION_LINGER_MS)
+      })
+      wheel.onTick(() => {
+        const now = Date.now()
+        for (const [channel, until] of lingering) {
+          if (until > now) break
+          lingering.delete(channel)
+          // Nobody listens any more: the sequencer forgets the channel, as Pushpin's does.
+          sequencer.clearChannel(channel)
+        }
+      })
+      const updates = new UpdateQueue()
+      wheel.onTick(() => updates.advance())
+      const holds = makeHolds({
+        channels,
+        wheel,
+        updates,
+        lastIds: { get: (channel) => sequencer.lastId(channel), forget: (channel) => sequencer.forgetLastId(channel) },
+        parseInstruct: (response) => parseInstruct(response, { connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax })
+      })
       let connectionCounter = 0
       let instructErrors = 0
 
@@ -115,29 +166,15 @@ export class Handler extends Context.Service<Handler, {
       }
 
       const publish = (items: ReadonlyArray<PublishItem>): void => {
-        for (const item of items) sequencer.add(item, channels.has(item.channel))
+        for (const item of items) sequencer.add(item, channels.has(item.channel) || lingering.has(item.channel))
       }
 
-      const planFrom = (instruct: Instruct, mode: "response" | "stream"): HoldPlan => ({
-        mode,
-        channels: instruct.channels,
-        meta: instruct.meta,
-        subscriptions: new Map(instruct.channels.map((channel) => [channel.name, undefined])),
-        timeoutMs: instruct.timeoutSeconds * 1000,
-        keepAlive: instruct.keepAlive === undefined || instruct.keepAlive.data.byteLength === 0
-          ? undefined
-          : {
-            data: new Uint8Array(instruct.keepAlive.data),
-            intervalMs: instruct.keepAlive.timeoutSeconds * 1000,
-            mode: instruct.keepAlive.mode === "interval" ? "interval" : "idle"
-          },
-        response: {
-          status: instruct.response.code,
-          statusText: instruct.response.reason,
-          headers: new Headers(instruct.response.headers.map(([name, value]) => [name, value] as [string, string])),
-          body: new Uint8Array(instruct.response.body)
-        }
-      })
+      const recover = (): void => {
+        sequencer.clearLastIds()
+        const sessions = channels.subscribers()
+        log.write("handler", 2, `recover: updating ${sessions.length} sessions`)
+        for (const subscriber of sessions) subscriber.update?.("low")
+      }
 
       const instructFailed = (handoff: GripHandoff, message: string): Response => {
         instructErrors++
@@ -164,19 +201,23 @@ export class Handler extends Context.Service<Handler, {
         const instruct = parsed.success
         const streamError = streamHoldError(instruct)
         if (streamError !== undefined) return instructFailed(handoff, streamError.message)
-        if (instruct.holdMode === "none") {
-          const plan = planFrom(instruct, "response")
+        const plan = planFrom(instruct)
+        if (instruct.holdMode === "none" && plan.nextLink === undefined) {
           return new Response(plan.response.body, { status: plan.response.status, statusText: plan.response.statusText, headers: plan.response.headers })
         }
         const connectionId = `${++connectionCounter}`
-        const context = { connectionId, route: handoff.route.id ?? handoff.route.internalId, signal: handoff.request.signal }
+        const context = {
+          connectionId,
+          route: handoff.route.id ?? handoff.route.internalId,
+          signal: handoff.request.signal,
+          debug: proxySettings.debug || handoff.route.debug,
+          origin: handoff.origin
+        }
         for (const channel of instruct.channels) {
           log.write("handler", 2, `subscribe ${handoff.request.uri} channel=${channel.name}`)
         }
         handoff.client.keepOpen()
-        return instruct.holdMode === "response"
-          ? holds.responseHold(planFrom(instruct, "response"), context)
-          : holds.streamHold(planFrom(instruct, "stream"), context)
+        return instruct.holdMode === "response" ? holds.responseHold(plan, context) : holds.streamHold(plan, context)
       }
 
       const publishApi = makePublishApi<PublishItem>(
@@ -187,7 +228,8 @@ export class Handler extends Context.Service<Handler, {
               ? { _tag: "Decoded", items: decoded.success }
               : { _tag: "Rejected", message: decoded.failure.message }
           },
-          publish
+          publish,
+          recover
         },
         { maxHeadersBytes: handlerSettings.pushInHttpMaxHeadersSize, maxBodyBytes: handlerSettings.pushInHttpMaxBodySize }
       )
@@ -219,6 +261,7 @@ export class Handler extends Context.Service<Handler, {
       return Handler.of({
         accept,
         publish,
+        recover,
         publishServer,
         stats: {
           holds: holds.stats,
@@ -228,7 +271,9 @@ export class Handler extends Context.Service<Handler, {
           instructErrors: () => instructErrors,
           channels: () => channels.channelCount,
           subscriptions: () => channels.subscriptionCount,
-          timers: () => wheel.size
+          timers: () => wheel.size,
+          updatesWaiting: () => updates.size,
+          lingeringChannels: () => lingering.size
         }
       })
     }).pipe(Effect.annotateLogs({ service: "handler" }))

@@ -1,6 +1,6 @@
 /**
  * Pushpin's HTTP control API (`push_in_http_addr:push_in_http_port`, 127.0.0.1:5561):
- * `GET /`, `POST /publish` and `/publish/`, with Pushpin's status codes and texts.
+ * `GET /`, `POST /publish` and `/publish/`, `POST /recover`, with Pushpin's status codes and texts.
  * Validation is all or nothing: one bad item rejects the whole publish and nothing is sent.
  */
 
@@ -12,6 +12,8 @@ export interface PublishIntake<Item> {
   readonly decode: (body: string) => DecodeOutcome<Item>
   /** Hands the items to sequencing and fan-out. */
   readonly publish: (items: ReadonlyArray<Item>) => void
+  /** Pushpin's `recover` command: forget last ids and have every HTTP session ask its origin again. */
+  readonly recover: () => void
 }
 
 export interface PublishApiLimits {
@@ -31,10 +33,10 @@ const TEXT = { "content-type": "text/plain" }
 const fail = (status: number, body: string, extra: Record<string, string> = {}): Response =>
   new Response(body, { status, headers: { ...TEXT, ...extra } })
 
-const published = (json: boolean): Response =>
+const succeeded = (message: string, json: boolean): Response =>
   json
-    ? new Response(`${JSON.stringify({ message: "Published" })}\n`, { status: 200, headers: { "content-type": "application/json" } })
-    : new Response("Published\n", { status: 200, headers: TEXT })
+    ? new Response(`${JSON.stringify({ message })}\n`, { status: 200, headers: { "content-type": "application/json" } })
+    : new Response(`${message}\n`, { status: 200, headers: TEXT })
 
 /** Pushpin answers in text unless the client only accepts JSON; anything else is 406. */
 const negotiate = (accept: string | null): "text" | "json" | undefined => {
@@ -63,6 +65,11 @@ export const makePublishApi = <Item>(intake: PublishIntake<Item>, limits: Publis
     if (headSize(request) > limits.maxHeadersBytes) return fail(400, "Request header too large.\n")
 
     if (path === "/") return fail(200, "Pushpin API\n")
+    if (path === "/recover") {
+      if (request.method !== "POST") return fail(405, `Method not allowed: ${request.method}.\n`, { allow: "POST" })
+      intake.recover()
+      return succeeded("Updated", format === "json")
+    }
     if (path !== "/publish" && path !== "/publish/") return fail(404, "Not Found\n")
     if (request.method !== "POST") return fail(405, `Method not allowed: ${request.method}.\n`, { allow: "POST" })
 
@@ -79,7 +86,7 @@ export const makePublishApi = <Item>(intake: PublishIntake<Item>, limits: Publis
     }
     intake.publish(decoded.items)
     stats.published += decoded.items.length
-    return published(format === "json")
+    return succeeded("Published", format === "json")
   }
 
   return { handle, stats } as const

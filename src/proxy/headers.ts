@@ -22,10 +22,11 @@ const REQUEST_HEADERS_REMOVED = [
 const RESPONSE_HEADERS_REMOVED = ["connection", "keep-alive", "transfer-encoding", "proxy-connection", "trailer", "upgrade"] as const
 
 /**
- * What this build's handler supports, told to origins as Pushpin does. Next/gone links and
- * sessions are not implemented yet, so they are not offered.
+ * What this build's handler supports, told to origins as Pushpin does. Sessions
+ * (`Grip-Session-Id`, dormant in Pushpin without a state service) are not offered.
  */
-export const GRIP_FEATURES = "status, filter:skip-self, filter:skip-users, filter:require-sub, filter:build-id, filter:var-subst"
+export const GRIP_FEATURES =
+  "status, link:next, link:gone, filter:skip-self, filter:skip-users, filter:require-sub, filter:build-id, filter:var-subst"
 
 export interface RequestHeaderContext {
   readonly route: Route
@@ -40,6 +41,8 @@ export interface RequestHeaderContext {
   readonly host: string
   /** Grip-Sig token, when the route signs. */
   readonly gripSig: string | undefined
+  /** `Grip-Last` ids of a retried or next-link request (channel, last id). */
+  readonly gripLast?: ReadonlyArray<readonly [string, string]>
 }
 
 const isGripHeader = (name: string): boolean => name.length >= 5 && name.slice(0, 5).toLowerCase() === "grip-"
@@ -99,6 +102,7 @@ export const originRequestHeaders = (client: Headers, context: RequestHeaderCont
   if (!route.noGrip) {
     if (context.gripSig !== undefined) headers.set("grip-sig", context.gripSig)
     headers.set("grip-feature", GRIP_FEATURES)
+    for (const [channel, id] of context.gripLast ?? []) headers.append("grip-last", `${channel}; last-id=${id}`)
   }
 
   headers.set("host", context.host)

@@ -12,6 +12,7 @@ import { AppSettings, LiveRoutes } from "../config/live.ts"
 import type { RouteTable } from "../config/routes.ts"
 import { GripSigner } from "../grip/jwt.ts"
 import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
+import type { LastId, LinkRequest, SessionOrigin } from "../handler/session-origin.ts"
 import { log } from "../log/log.ts"
 import type { ClientConnection } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
@@ -34,6 +35,10 @@ export interface ProxyStats {
 }
 
 type OriginTarget = Extract<Target, { kind: "origin" }>
+
+type RequestBody = Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | undefined
+
+const NO_LAST_IDS: ReadonlyArray<LastId> = []
 
 const TEXT_PLAIN = { "content-type": "text/plain" }
 
@@ -192,7 +197,13 @@ export const makeProxy = (
       }
       route = lookup.route
     }
-    const response = await serveRoute(request, client, route, { url, hostHeader, scheme, uri, method })
+    let body: RequestBody = undefined
+    if (request.body !== null && method !== "GET" && method !== "HEAD") {
+      const declared = Number(request.headers.get("content-length") ?? Number.NaN)
+      // Kept bodies can be sent again: to the next target on failover, and on GRIP retries.
+      body = declared <= MAX_REPLAYABLE_BODY_BYTES ? new Uint8Array(await request.arrayBuffer()) : request.body
+    }
+    const response = await serveRoute(request, client, route, { url, hostHeader, scheme, uri, method, body }, NO_LAST_IDS)
     if (settings.autoCrossOrigin || route.autoCrossOrigin) applyAutoCors(request.headers, response.headers)
     return response
   }
@@ -203,10 +214,22 @@ export const makeProxy = (
     readonly scheme: "http" | "https"
     readonly uri: string
     readonly method: string
+    /** Bytes when small enough to keep (replayable), else the client's stream. */
+    readonly body: RequestBody
   }
 
-  const serveRoute = async (request: Request, client: ClientConnection, route: Route, facts: RequestFacts): Promise<Response> => {
-    const { url, hostHeader, scheme, uri, method } = facts
+  /**
+   * Sends the client's request to the route's targets and answers it. Called again, with
+   * `Grip-Last` ids, when the handler retries a held request (Pushpin's "retry" path).
+   */
+  const serveRoute = async (
+    request: Request,
+    client: ClientConnection,
+    route: Route,
+    facts: RequestFacts,
+    lastIds: ReadonlyArray<LastId>
+  ): Promise<Response> => {
+    const { url, hostHeader, scheme, uri, method, body } = facts
     const routeTag = route.id === undefined ? "" : ` route=${route.id}`
     const first = route.targets[0]
     if (first === undefined) return badGateway(route, uri, method, "Route has no targets.")
@@ -222,7 +245,8 @@ export const makeProxy = (
           request: { method, uri, headers: request.headers, signal: request.signal },
           route,
           response: { status: 200, statusText: "OK", headers: answer.headers, body: answer.body },
-          client
+          client,
+          origin: sessionOrigin(request, client, route, facts)
         })
       }
       accessLog(`${method} ${uri} -> test${routeTag} code=${answer.status} ${Buffer.byteLength(answer.body)}`)
@@ -235,67 +259,167 @@ export const makeProxy = (
     // Slow origins and long responses must not be cut by the connection's idle timer.
     client.keepOpen()
 
-    let body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | undefined
-    if (request.body !== null && method !== "GET" && method !== "HEAD") {
-      const declared = Number(request.headers.get("content-length") ?? Number.NaN)
-      body = declared <= MAX_REPLAYABLE_BODY_BYTES ? new Uint8Array(await request.arrayBuffer()) : request.body
+    const outcome = await sendToTargets(route, {
+      method,
+      path: rewritePath(url.path, route) + url.search,
+      body,
+      signal: request.signal,
+      headersFor: (target) =>
+        originRequestHeaders(request.headers, {
+          route,
+          proxy: settings,
+          peerAddress: client.remoteAddress,
+          scheme,
+          host: target.hostHeader ?? route.asHost ?? hostHeader,
+          gripSig: signerFor(route)?.current(),
+          gripLast: lastIds
+        })
+    })
+    const retryTag = lastIds === NO_LAST_IDS ? "" : " retry"
+    switch (outcome._tag) {
+      case "Answered":
+        return respond(outcome.upstream, route, {
+          method,
+          uri,
+          authority: outcome.authority,
+          routeTag: routeTag + retryTag,
+          request,
+          client,
+          facts
+        })
+      case "Shed": {
+        stats.shedOriginQueueFull++
+        log.write("proxy", 1, `shed: ${method} ${uri} -> ${outcome.authority}${routeTag}: origin queue full (${outcome.waiting} waiting, ${outcome.active} active)`)
+        const text = "Service Unavailable: too many requests waiting for the origin.\n"
+        accessLog(`${method} ${uri} -> ${outcome.authority}${routeTag} code=503 ${text.length}`)
+        return textResponse(503, text, { "retry-after": String(SHED_RETRY_AFTER_SECONDS) })
+      }
+      case "ClientGone":
+        // Nobody is left to answer; this is not the origin's failure.
+        accessLog(`${method} ${uri} -> ${outcome.authority}${routeTag}${retryTag} error (client went away)`)
+        return new Response(null, { status: 499 })
+      case "Unreachable":
+        stats.originErrors++
+        return badGateway(route, uri, method, `Unable to connect to any targets. Tried: ${outcome.failures.join(", ")}`, outcome.failures[0]?.split(" ")[0])
     }
-    const path = rewritePath(url.path, route) + url.search
-    const signer = signerFor(route)
-    const failures: Array<string> = []
+  }
 
+  interface TargetRequest {
+    readonly method: string
+    /** Path and query as the origin should see them (route rewrites applied). */
+    readonly path: string
+    readonly body: RequestBody
+    readonly signal: AbortSignal
+    readonly headersFor: (target: OriginTarget) => Headers
+  }
+
+  type TargetOutcome =
+    | { readonly _tag: "Answered"; readonly upstream: Response; readonly authority: string }
+    | { readonly _tag: "Shed"; readonly authority: string; readonly waiting: number; readonly active: number }
+    | { readonly _tag: "ClientGone"; readonly authority: string }
+    | { readonly _tag: "Unreachable"; readonly failures: ReadonlyArray<string> }
+
+  /** Tries the route's targets in order; the next one only when this one never got the request. */
+  const sendToTargets = async (route: Route, outgoing: TargetRequest): Promise<TargetOutcome> => {
+    const failures: Array<string> = []
     for (const target of route.targets) {
       if (target.kind !== "origin") continue
       const authority = targetAuthority(target)
       const gate = gateFor(target)
-      const admission = await gate.acquire(request.signal)
-      if (admission._tag === "Full") {
-        stats.shedOriginQueueFull++
-        log.write("proxy", 1, `shed: ${method} ${uri} -> ${authority}${routeTag}: origin queue full (${gate.waitingCount} waiting, ${gate.activeCount} active)`)
-        const text = "Service Unavailable: too many requests waiting for the origin.\n"
-        accessLog(`${method} ${uri} -> ${authority}${routeTag} code=503 ${text.length}`)
-        return textResponse(503, text, { "retry-after": String(SHED_RETRY_AFTER_SECONDS) })
-      }
-      const headers = originRequestHeaders(request.headers, {
-        route,
-        proxy: settings,
-        peerAddress: client.remoteAddress,
-        scheme,
-        host: target.hostHeader ?? route.asHost ?? hostHeader,
-        gripSig: signer?.current()
-      })
-      let upstream: Response
+      const admission = await gate.acquire(outgoing.signal)
+      if (admission._tag === "Full") return { _tag: "Shed", authority, waiting: gate.waitingCount, active: gate.activeCount }
       try {
-        upstream = await fetch(`${target.ssl ? "https" : "http"}://${authority}${path}`, {
-          method,
-          headers,
-          body: body ?? null,
+        const upstream = await fetch(`${target.ssl ? "https" : "http"}://${authority}${outgoing.path}`, {
+          method: outgoing.method,
+          headers: outgoing.headersFor(target),
+          body: outgoing.body ?? null,
           redirect: "manual",
           decompress: false,
-          signal: request.signal,
+          signal: outgoing.signal,
           ...(target.insecure ? { tls: { rejectUnauthorized: false } } : {})
         })
+        return { _tag: "Answered", upstream, authority }
       } catch (error) {
-        admission.release()
-        if (request.signal.aborted) {
-          // Nobody is left to answer; this is not the origin's failure.
-          accessLog(`${method} ${uri} -> ${authority}${routeTag} error (client went away)`)
-          return new Response(null, { status: 499 })
-        }
+        if (outgoing.signal.aborted) return { _tag: "ClientGone", authority }
         failures.push(`${authority} (${describeError(error)})`)
-        const replayable = body === undefined || body instanceof Uint8Array
+        const replayable = outgoing.body === undefined || outgoing.body instanceof Uint8Array
         if (replayable && CONNECT_ERROR_CODES.has(errorCode(error) ?? "")) {
           stats.failovers++
           continue
         }
         break
+      } finally {
+        admission.release()
       }
-      admission.release()
-      return respond(upstream, route, { method, uri, authority, routeTag, request, client, requestBodyStreamed: body instanceof ReadableStream })
     }
-    stats.originErrors++
-    return badGateway(route, uri, method, `Unable to connect to any targets. Tried: ${failures.join(", ")}`, failures[0]?.split(" ")[0])
+    return { _tag: "Unreachable", failures }
   }
+
+  /**
+   * A next link on the held request's own scheme, host and port goes through the same route
+   * (rewrites, targets, signing), as Pushpin routes it internally; any other URI is fetched as
+   * is, still signed with the route's key.
+   */
+  const fetchLink = async (
+    route: Route,
+    facts: RequestFacts,
+    client: ClientConnection,
+    link: LinkRequest
+  ): Promise<Response> => {
+    const target = new URL(link.uri)
+    const current = new URL(facts.uri)
+    const routeTag = route.id === undefined ? "" : ` route=${route.id}`
+    const sameService = target.protocol === current.protocol && target.host === current.host
+    const signer = signerFor(route)
+    if (!sameService) {
+      const headers = originRequestHeaders(new Headers(), {
+        route,
+        proxy: settings,
+        peerAddress: undefined,
+        scheme: target.protocol === "https:" ? "https" : "http",
+        host: target.host,
+        gripSig: signer?.current(),
+        gripLast: link.lastIds
+      })
+      const upstream = await fetch(link.uri, { method: link.method, headers, redirect: "manual", decompress: false, signal: link.signal })
+      accessLog(`${link.method} ${link.uri}${routeTag} link code=${upstream.status}`)
+      return upstream
+    }
+    const outcome = await sendToTargets(route, {
+      method: link.method,
+      path: rewritePath(target.pathname, route) + target.search,
+      body: undefined,
+      signal: link.signal,
+      headersFor: (origin) =>
+        originRequestHeaders(new Headers(), {
+          route,
+          proxy: settings,
+          peerAddress: client.remoteAddress,
+          scheme: facts.scheme,
+          host: origin.hostHeader ?? route.asHost ?? facts.hostHeader,
+          gripSig: signer?.current(),
+          gripLast: link.lastIds
+        })
+    })
+    switch (outcome._tag) {
+      case "Answered":
+        accessLog(`${link.method} ${link.uri} -> ${outcome.authority}${routeTag} link code=${outcome.upstream.status}`)
+        return outcome.upstream
+      case "Shed":
+        throw new Error(`origin queue full at ${outcome.authority}`)
+      case "ClientGone":
+        throw new Error("client went away")
+      case "Unreachable":
+        throw new Error(`Unable to connect to any targets. Tried: ${outcome.failures.join(", ")}`)
+    }
+  }
+
+  /** What a held session may ask of the origin later: a retry, next links, the gone link. */
+  const sessionOrigin = (request: Request, client: ClientConnection, route: Route, facts: RequestFacts): SessionOrigin => ({
+    requestUri: facts.uri,
+    retry: (lastIds) => serveRoute(request, client, route, facts, lastIds),
+    fetchLink: (link) => fetchLink(route, facts, client, link)
+  })
 
   interface ExchangeContext {
     readonly method: string
@@ -304,14 +428,13 @@ export const makeProxy = (
     readonly routeTag: string
     readonly request: Request
     readonly client: ClientConnection
-    /** The request body was larger than MAX_REPLAYABLE_BODY_BYTES and was not kept. */
-    readonly requestBodyStreamed: boolean
+    readonly facts: RequestFacts
   }
 
   const respond = async (upstream: Response, route: Route, context: ExchangeContext): Promise<Response> => {
     const { method, uri, authority, routeTag } = context
     if (!route.noGrip && isGripResponse(upstream.headers)) {
-      if (context.requestBodyStreamed) {
+      if (context.facts.body instanceof ReadableStream) {
         // A held request may have to be sent to the origin again; Pushpin refuses to hold one
         // whose body it did not keep.
         await upstream.body?.cancel()
@@ -327,7 +450,8 @@ export const makeProxy = (
         request: { method, uri, headers: context.request.headers, signal: context.request.signal },
         route,
         response: { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers, body },
-        client: context.client
+        client: context.client,
+        origin: sessionOrigin(context.request, context.client, route, context.facts)
       })
     }
     const headers = clientResponseHeaders(upstream.headers)

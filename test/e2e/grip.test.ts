@@ -5,23 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { startOrigin, type TestOrigin } from "../support/origin.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
+import { publish, subscribed } from "../support/grip.ts"
 import { readUntil } from "../support/streams.ts"
-
-const publish = async (publishUrl: string | undefined, items: ReadonlyArray<unknown>, init: RequestInit = {}): Promise<Response> => {
-  if (publishUrl === undefined) throw new Error("publish API is off")
-  return fetch(`${publishUrl}/publish/`, { method: "POST", body: JSON.stringify({ items }), ...init })
-}
-
-
-/** Waits until the proxy logged `count` subscriptions to `channel`, so a publish cannot race the hold. */
-const subscribed = async (proxy: RunningPushpinTs, channel: string, count = 1) => {
-  const pattern = new RegExp(`subscribe \\S+ channel=${channel}\\n`, "g")
-  for (let attempt = 0; attempt < 200; attempt++) {
-    if ((proxy.logs().match(pattern)?.length ?? 0) >= count) return
-    await Bun.sleep(25)
-  }
-  throw new Error(`no ${count} subscriptions to ${channel}; logs:\n${proxy.logs()}`)
-}
 
 describe("GRIP holds", () => {
   let origin: TestOrigin
