@@ -8,6 +8,7 @@ import type { Route } from "../config/types.ts"
 import { parseInstruct, streamHoldError } from "../grip/instruct.ts"
 import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
+import { wrapProxiedResponse, type JsonpContext } from "../proxy/jsonp.ts"
 import { ListenError, type ClientConnection, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { ChannelIndex, type Subscriber } from "./channels.ts"
 import { makeHolds, planFrom, type HoldStats } from "./holds.ts"
@@ -60,6 +61,8 @@ export interface GripHandoff {
   readonly client: ClientConnection
   /** How the session reaches the origin again (retries, next and gone links). */
   readonly origin: SessionOrigin
+  /** The client asked for JSON-P: held answers are wrapped in its callback. */
+  readonly jsonp: JsonpContext | undefined
 }
 
 export interface HandlerStats {
@@ -203,7 +206,11 @@ export class Handler extends Context.Service<Handler, {
         if (streamError !== undefined) return instructFailed(handoff, streamError.message)
         const plan = planFrom(instruct)
         if (instruct.holdMode === "none" && plan.nextLink === undefined) {
-          return new Response(plan.response.body, { status: plan.response.status, statusText: plan.response.statusText, headers: plan.response.headers })
+          const { status, statusText, headers, body } = plan.response
+          if (handoff.jsonp === undefined) return new Response(body, { status, statusText, headers })
+          // Pushpin's handler gives such a response back to the proxy, which wraps it as any other.
+          const wrapped = wrapProxiedResponse(handoff.jsonp, plan.response)
+          return new Response(wrapped.body, { status: 200, statusText: "OK", headers: wrapped.headers })
         }
         const connectionId = `${++connectionCounter}`
         const context = {
@@ -211,7 +218,8 @@ export class Handler extends Context.Service<Handler, {
           route: handoff.route.id ?? handoff.route.internalId,
           signal: handoff.request.signal,
           debug: proxySettings.debug || handoff.route.debug,
-          origin: handoff.origin
+          origin: handoff.origin,
+          jsonp: handoff.jsonp
         }
         for (const channel of instruct.channels) {
           log.write("handler", 2, `subscribe ${handoff.request.uri} channel=${channel.name}`)

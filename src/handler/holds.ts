@@ -21,6 +21,7 @@ import type { Instruct, InstructError, OriginResponse } from "../grip/instruct.t
 import { applyJsonPatch } from "../grip/json-patch.ts"
 import type { PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
+import { wrapHeldResponse, type JsonpContext } from "../proxy/jsonp.ts"
 import type { ChannelIndex, Subscriber, UpdatePriority } from "./channels.ts"
 import type { LastId, SessionOrigin } from "./session-origin.ts"
 import type { TimerEntry, TimerWheel } from "./timer-wheel.ts"
@@ -121,6 +122,8 @@ export interface HoldContext {
   /** Whether error details reach the client (`debug` on the route or proxy). */
   readonly debug: boolean
   readonly origin: SessionOrigin
+  /** Held answers (delivery, timeout) are wrapped in this JSON-P callback. */
+  readonly jsonp: JsonpContext | undefined
 }
 
 /** What the sessions share with the handler. */
@@ -264,8 +267,7 @@ class ResponseSession extends Session {
     super(environment, plan, context, stats)
     this.timer = environment.wheel.makeEntry(() => {
       stats.timedOut++
-      const { status, statusText, headers, body } = plan.response
-      this.finish(new Response(body, { status, statusText, headers }))
+      this.finish(this.answer(plan.response))
     })
   }
 
@@ -302,7 +304,16 @@ class ResponseSession extends Session {
     const headers = new Headers(this.plan.response.headers)
     headers.delete("content-length")
     for (const [name, value] of format.headers) headers.set(name, value)
-    this.finish(new Response(new Uint8Array(body), { status: format.code, statusText: format.reason, headers }))
+    this.finish(this.answer({ status: format.code, statusText: format.reason, headers, body: new Uint8Array(body) }))
+  }
+
+  private answer(response: HeldResponse): Response {
+    const jsonp = this.context.jsonp
+    if (jsonp === undefined) {
+      return new Response(response.body, { status: response.status, statusText: response.statusText, headers: response.headers })
+    }
+    const wrapped = wrapHeldResponse(jsonp, response)
+    return new Response(wrapped.body, { status: 200, statusText: "OK", headers: wrapped.headers })
   }
 
   update(priority: UpdatePriority): void {

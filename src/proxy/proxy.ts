@@ -18,6 +18,7 @@ import type { ClientConnection } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
+import { parseJsonpRequest, wrapProxiedResponse, type JsonpContext } from "./jsonp.ts"
 import { answerTestRoute } from "./test-route.ts"
 
 /** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
@@ -203,19 +204,44 @@ export const makeProxy = (
       // Kept bodies can be sent again: to the next target on failover, and on GRIP retries.
       body = declared <= MAX_REPLAYABLE_BODY_BYTES ? new Uint8Array(await request.arrayBuffer()) : request.body
     }
-    const response = await serveRoute(request, client, route, { url, hostHeader, scheme, uri, method, body }, NO_LAST_IDS)
-    if (settings.autoCrossOrigin || route.autoCrossOrigin) applyAutoCors(request.headers, response.headers)
+    const crossOrigin = settings.autoCrossOrigin || route.autoCrossOrigin
+    const jsonp = crossOrigin ? parseJsonpRequest(method, url.search, request.headers, route.jsonp) : undefined
+    if (jsonp?._tag === "Invalid") {
+      accessLog(`${method} ${uri} code=400 ${jsonp.message.length + 1}`)
+      const invalid = textResponse(400, `${jsonp.message}\n`)
+      applyAutoCors(request.headers, invalid.headers)
+      return invalid
+    }
+    const facts: RequestFacts = jsonp?._tag === "Jsonp"
+      ? {
+        url: { path: url.path, search: jsonp.search },
+        headers: jsonp.headers,
+        hostHeader,
+        scheme,
+        uri: `${scheme}://${hostHeader}${url.path}${jsonp.search}`,
+        method: jsonp.method,
+        body: jsonp.body,
+        jsonp: jsonp.context
+      }
+      : { url, headers: request.headers, hostHeader, scheme, uri, method, body, jsonp: undefined }
+    const response = await serveRoute(request, client, route, facts, NO_LAST_IDS)
+    // A JSON-P answer is a script, not a cross-origin response.
+    if (crossOrigin && facts.jsonp === undefined) applyAutoCors(request.headers, response.headers)
     return response
   }
 
   interface RequestFacts {
     readonly url: { readonly path: string; readonly search: string }
+    /** The client's headers, or for JSON-P the ones its query describes. */
+    readonly headers: Headers
     readonly hostHeader: string
     readonly scheme: "http" | "https"
     readonly uri: string
     readonly method: string
     /** Bytes when small enough to keep (replayable), else the client's stream. */
     readonly body: RequestBody
+    /** Set when the client asked for JSON-P: answers are wrapped in the callback. */
+    readonly jsonp: JsonpContext | undefined
   }
 
   /**
@@ -242,11 +268,12 @@ export const makeProxy = (
         // The test route speaks GRIP to the handler exactly as an origin would.
         accessLog(`${method} ${uri} -> test${routeTag} accept`)
         return acceptGrip({
-          request: { method, uri, headers: request.headers, signal: request.signal },
+          request: { method, uri, headers: facts.headers, signal: request.signal },
           route,
           response: { status: 200, statusText: "OK", headers: answer.headers, body: answer.body },
           client,
-          origin: sessionOrigin(request, client, route, facts)
+          origin: sessionOrigin(request, client, route, facts),
+          jsonp: facts.jsonp
         })
       }
       accessLog(`${method} ${uri} -> test${routeTag} code=${answer.status} ${Buffer.byteLength(answer.body)}`)
@@ -265,7 +292,7 @@ export const makeProxy = (
       body,
       signal: request.signal,
       headersFor: (target) =>
-        originRequestHeaders(request.headers, {
+        originRequestHeaders(facts.headers, {
           route,
           proxy: settings,
           peerAddress: client.remoteAddress,
@@ -447,12 +474,20 @@ export const makeProxy = (
       stats.gripHandoffs++
       accessLog(`${method} ${uri} -> ${authority}${routeTag} accept`)
       return acceptGrip({
-        request: { method, uri, headers: context.request.headers, signal: context.request.signal },
+        request: { method, uri, headers: context.facts.headers, signal: context.request.signal },
         route,
         response: { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers, body },
         client: context.client,
-        origin: sessionOrigin(context.request, context.client, route, context.facts)
+        origin: sessionOrigin(context.request, context.client, route, context.facts),
+        jsonp: context.facts.jsonp
       })
+    }
+    const jsonp = context.facts.jsonp
+    if (jsonp !== undefined) {
+      const body = new Uint8Array(await upstream.arrayBuffer())
+      const wrapped = wrapProxiedResponse(jsonp, { status: upstream.status, statusText: upstream.statusText, headers: upstream.headers, body })
+      accessLog(`${method} ${uri} -> ${authority}${routeTag} code=200 ${Buffer.byteLength(wrapped.body)} (JSON-P of ${upstream.status})`)
+      return new Response(wrapped.body, { status: 200, statusText: "OK", headers: wrapped.headers })
     }
     const headers = clientResponseHeaders(upstream.headers)
     const declaredLength = upstream.headers.get("content-length")
