@@ -218,7 +218,7 @@ export class Handler extends Context.Service<Handler, {
           route: handoff.route.id ?? handoff.route.internalId,
           signal: handoff.request.signal,
           debug: proxySettings.debug || handoff.route.debug,
-          origin: handoff.origin,
+          origin: instruct.holdMode === "response" || plan.nextLink !== undefined || plan.goneLink !== undefined ? handoff.origin : undefined,
           jsonp: handoff.jsonp
         }
         for (const channel of instruct.channels) {

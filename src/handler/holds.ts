@@ -121,7 +121,11 @@ export interface HoldContext {
   readonly signal: AbortSignal
   /** Whether error details reach the client (`debug` on the route or proxy). */
   readonly debug: boolean
-  readonly origin: SessionOrigin
+  /**
+   * How to reach the origin again. Only sessions that can need it keep it (response holds, and
+   * streams with a next or gone link), so an idle plain stream does not pin its request.
+   */
+  readonly origin: SessionOrigin | undefined
   /** Held answers (delivery, timeout) are wrapped in this JSON-P callback. */
   readonly jsonp: JsonpContext | undefined
 }
@@ -143,11 +147,17 @@ const jittered = (intervalMs: number): number =>
 const linkRetryDelay = (retries: number): number =>
   LINK_RETRY_BASE_MS * 2 ** retries + Math.floor(Math.random() * LINK_RETRY_JITTER_MS)
 
-const lastIdsOf = (prevIds: ReadonlyMap<string, string | undefined>): ReadonlyArray<LastId> => {
+const lastIdsOf = (expected: ReadonlyMap<string, string | undefined> | undefined): ReadonlyArray<LastId> => {
   const ids: Array<LastId> = []
-  for (const [channel, id] of prevIds) if (id !== undefined) ids.push([channel, id])
+  for (const [channel, id] of expected ?? []) if (id !== undefined) ids.push([channel, id])
   return ids
 }
+
+/** channel → expected prev-id, only for holds that sequence at least one channel. */
+const expectedIdsOf = (channels: ReadonlyArray<HoldChannel>): Map<string, string | undefined> | undefined =>
+  channels.some((channel) => channel.prevId !== undefined)
+    ? new Map(channels.map((channel) => [channel.name, channel.prevId]))
+    : undefined
 
 /** Every channel whose prev-id disagrees with the id last published to it; their last ids are forgotten. */
 const forgetConflicts = (environment: HoldEnvironment, channels: ReadonlyArray<HoldChannel>, context: HoldContext): boolean => {
@@ -166,7 +176,7 @@ const forgetConflicts = (environment: HoldEnvironment, channels: ReadonlyArray<H
 
 /** Pushpin's gone link: an empty POST when the session ends, its answer ignored. */
 const sendGoneLink = (plan: HoldPlan, context: HoldContext): void => {
-  if (plan.goneLink === undefined) return
+  if (plan.goneLink === undefined || context.origin === undefined) return
   const uri = plan.goneLink
   context.origin
     .fetchLink({ method: "POST", uri, lastIds: [], signal: AbortSignal.timeout(30_000) })
@@ -185,9 +195,12 @@ const text = new TextEncoder()
 abstract class Session implements Subscriber<PublishItem> {
   readonly id: string
   readonly bucket: string
-  /** channel → expected prev-id (undefined when the channel is not sequenced). */
-  protected prevIds: Map<string, string | undefined>
-  protected filtersByChannel: Map<string, ReadonlyArray<string>>
+  protected channels: ReadonlyArray<HoldChannel>
+  /**
+   * channel → the prev-id the next publish must name. Only sessions that sequence a channel get
+   * one: idle held connections are many, and most never use ids.
+   */
+  protected expected: Map<string, string | undefined> | undefined
 
   constructor(
     protected readonly environment: HoldEnvironment,
@@ -197,8 +210,8 @@ abstract class Session implements Subscriber<PublishItem> {
   ) {
     this.id = context.connectionId
     this.bucket = context.route
-    this.prevIds = new Map(plan.channels.map((channel) => [channel.name, channel.prevId]))
-    this.filtersByChannel = new Map(plan.channels.map((channel) => [channel.name, channel.filters]))
+    this.channels = plan.channels
+    this.expected = expectedIdsOf(plan.channels)
   }
 
   abstract deliver(item: PublishItem, channel: string): void
@@ -211,26 +224,35 @@ abstract class Session implements Subscriber<PublishItem> {
    * expects the item's id next); false on a gap, after forgetting the channel's last id.
    */
   protected follows(item: PublishItem, channel: string): boolean {
-    if (!this.prevIds.has(channel)) return false
-    const expected = this.prevIds.get(channel)
+    if (!this.isSubscribed(channel)) return false
+    const expected = this.expected?.get(channel)
     if (expected === undefined) return true
     if (item.prevId !== expected) {
       log.write("handler", 3, `connection ${this.id} channel ${channel}: last id inconsistency (got ${item.prevId ?? "none"}, expected ${expected}), retrying`)
       this.environment.lastIds.forget(channel)
       return false
     }
-    this.prevIds.set(channel, item.id)
+    this.expected?.set(channel, item.id)
     return true
+  }
+
+  protected isSubscribed(channel: string): boolean {
+    return this.channels.some((entry) => entry.name === channel)
+  }
+
+  /** The channels as filters see them (require-sub, build-id's last ids). */
+  protected subscriptions(): ReadonlyMap<string, string | undefined> {
+    return this.expected ?? new Map(this.channels.map((channel) => [channel.name, undefined]))
   }
 
   /** The content to send after the channel's filters, or undefined when they drop the publish. */
   protected filtered(channel: string, item: PublishItem, content: Uint8Array): Uint8Array | undefined {
-    const filters = this.filtersByChannel.get(channel) ?? []
+    const filters = this.channels.find((entry) => entry.name === channel)?.filters ?? []
     if (filters.length === 0) return content
     const outcome = applyFilters(filters, {
       subscriptionMeta: this.plan.meta,
       publishMeta: item.meta,
-      subscriptions: this.prevIds,
+      subscriptions: this.subscriptions(),
       content
     })
     if (outcome.error !== undefined) {
@@ -244,18 +266,17 @@ abstract class Session implements Subscriber<PublishItem> {
   }
 
   protected subscribeAll(): void {
-    for (const channel of this.prevIds.keys()) this.environment.channels.subscribe(channel, this)
+    for (const channel of this.channels) this.environment.channels.subscribe(channel.name, this)
   }
 
   protected unsubscribeAll(): void {
-    for (const channel of this.prevIds.keys()) this.environment.channels.unsubscribe(channel, this)
+    for (const channel of this.channels) this.environment.channels.unsubscribe(channel.name, this)
   }
 }
 
 class ResponseSession extends Session {
   private state: "holding" | "waiting" | "done" = "holding"
   private readonly timer: TimerEntry
-  private readonly onAbort = () => this.finish(undefined)
 
   constructor(
     environment: HoldEnvironment,
@@ -271,9 +292,14 @@ class ResponseSession extends Session {
     })
   }
 
+  /** The client went away (AbortSignal listener; an object, so no closure per connection). */
+  handleEvent(): void {
+    this.finish(undefined)
+  }
+
   start(): void {
     this.stats.responseHolds++
-    this.context.signal.addEventListener("abort", this.onAbort, { once: true })
+    this.context.signal.addEventListener("abort", this, { once: true })
     // The origin answered with a prev-id older than what was since published: ask again at
     // once, with Grip-Last, rather than hold a client that already missed something.
     if (forgetConflicts(this.environment, this.plan.channels, this.context)) {
@@ -289,7 +315,7 @@ class ResponseSession extends Session {
     // Pushpin ignores `close` for response holds: a real response is expected.
     if (this.state !== "holding" || format === undefined || format.action === "close") return
     if (!this.follows(item, channel)) {
-      if (this.prevIds.has(channel)) this.update("low")
+      if (this.isSubscribed(channel)) this.update("low")
       return
     }
     if (format.action !== "send") {
@@ -331,11 +357,15 @@ class ResponseSession extends Session {
 
   /** Hands the client back to the proxy, which sends its request to the origin again. */
   private retry(): void {
-    const lastIds = lastIdsOf(this.prevIds)
+    const lastIds = lastIdsOf(this.expected)
     if (!this.finish(undefined)) return
     this.stats.retries++
     log.write("handler", 3, `connection ${this.id}: retrying request${lastIds.length === 0 ? "" : ` with Grip-Last ${lastIds.map(([c, id]) => `${c}=${id}`).join(", ")}`}`)
-    this.resolve(this.context.origin.retry(lastIds))
+    this.resolve(
+      this.context.origin === undefined
+        ? new Response("Error while proxying to origin.\n", { status: 502, headers: { "content-type": "text/plain" } })
+        : this.context.origin.retry(lastIds)
+    )
   }
 
   private finish(response: Response | undefined): boolean {
@@ -344,7 +374,7 @@ class ResponseSession extends Session {
     this.stats.responseHolds--
     this.unsubscribeAll()
     this.environment.wheel.cancel(this.timer)
-    this.context.signal.removeEventListener("abort", this.onAbort)
+    this.context.signal.removeEventListener("abort", this)
     sendGoneLink(this.plan, this.context)
     if (response !== undefined) this.resolve(response)
     else if (this.context.signal.aborted) this.resolve(new Response(null, { status: 499 }))
@@ -387,11 +417,15 @@ class StreamSession extends Session {
   private keepAliveTimer: TimerEntry | undefined
   /** Re-fetch after the next link's `timeout`, or the delay before retrying a failed fetch. */
   private linkTimer: TimerEntry | undefined
-  private readonly onAbort = () => this.cleanup()
 
   constructor(environment: HoldEnvironment, plan: HoldPlan, context: HoldContext, stats: HoldStats) {
     super(environment, plan, context, stats)
     this.nextUri = plan.nextLink?.uri
+  }
+
+  /** The client went away (AbortSignal listener; an object, so no closure per connection). */
+  handleEvent(): void {
+    this.cleanup()
   }
 
   /** The client's response: the initial body at once, then everything this session writes. */
@@ -412,7 +446,7 @@ class StreamSession extends Session {
       },
       { highWaterMark: STREAM_OUTBOX_MAX_MESSAGES, size: () => 1 }
     )
-    this.context.signal.addEventListener("abort", this.onAbort, { once: true })
+    this.context.signal.addEventListener("abort", this, { once: true })
     this.armKeepAlive()
     if (plan.mode === "none") this.fetchNextLink()
     else this.hold(true)
@@ -459,7 +493,7 @@ class StreamSession extends Session {
     const controller = this.controller
     if (format === undefined || controller === undefined) return
     if (!this.follows(item, channel)) {
-      if (this.prevIds.has(channel)) {
+      if (this.isSubscribed(channel)) {
         // Anything queued after a gap is stale too: the next link brings the truth.
         this.queued = undefined
         this.update("low")
@@ -499,7 +533,7 @@ class StreamSession extends Session {
     if (this.plan.nextLink === undefined || this.nextUri === undefined) return
     this.activeChannels ??= new Set()
     this.activeChannels.add(channel)
-    if (this.activeChannels.size >= this.prevIds.size) {
+    if (this.activeChannels.size >= this.channels.length) {
       this.activeChannels = undefined
       this.armLinkTimer(this.plan.nextLink.timeoutMs)
     }
@@ -525,8 +559,8 @@ class StreamSession extends Session {
           this.deliver(item, channel)
           continue
         }
-        const expected = this.prevIds.get(channel)
-        if (!this.prevIds.has(channel) || (expected !== undefined && expected !== item.prevId)) continue // does not follow this hold
+        const expected = this.expected?.get(channel)
+        if (!this.isSubscribed(channel) || (expected !== undefined && expected !== item.prevId)) continue // does not follow this hold
         this.send(item, channel)
       }
     }
@@ -540,14 +574,15 @@ class StreamSession extends Session {
 
   private fetchNextLink(): void {
     const uri = this.nextUri
-    if (uri === undefined || this.state === "closed") return
+    const origin = this.context.origin
+    if (uri === undefined || origin === undefined || this.state === "closed") return
     this.state = "fetching"
     this.disarmLinkTimer()
     this.stats.linkFetches++
     let sent = 0
-    const lastIds = lastIdsOf(this.prevIds)
+    const lastIds = lastIdsOf(this.expected)
     log.write("handler", 3, `connection ${this.id}: next link ${uri}`)
-    this.context.origin
+    origin
       .fetchLink({ method: "GET", uri, lastIds, signal: this.context.signal })
       .then(async (response) => {
         if (response.status < 200 || response.status > 299) {
@@ -601,7 +636,7 @@ class StreamSession extends Session {
   }
 
   private responseFiltered(filters: ReadonlyArray<string>, content: Uint8Array): Uint8Array {
-    const outcome = applyFilters(filters, { subscriptionMeta: this.plan.meta, publishMeta: new Map(), subscriptions: this.prevIds, content })
+    const outcome = applyFilters(filters, { subscriptionMeta: this.plan.meta, publishMeta: new Map(), subscriptions: this.subscriptions(), content })
     return outcome.content ?? content
   }
 
@@ -639,14 +674,14 @@ class StreamSession extends Session {
   /** Moves the subscriptions to the link's channel list, keeping unchanged ones in place. */
   private resubscribe(channels: ReadonlyArray<HoldChannel>): void {
     const wanted = new Map(channels.map((channel) => [channel.name, channel]))
-    for (const name of this.prevIds.keys()) {
-      if (!wanted.has(name)) this.environment.channels.unsubscribe(name, this)
+    for (const channel of this.channels) {
+      if (!wanted.has(channel.name)) this.environment.channels.unsubscribe(channel.name, this)
     }
-    const previous = this.prevIds
-    this.prevIds = new Map(channels.map((channel) => [channel.name, channel.prevId]))
-    this.filtersByChannel = new Map(channels.map((channel) => [channel.name, channel.filters]))
+    const previous = this.channels
+    this.channels = channels
+    this.expected = expectedIdsOf(channels)
     for (const name of wanted.keys()) {
-      if (!previous.has(name)) this.environment.channels.subscribe(name, this)
+      if (!previous.some((channel) => channel.name === name)) this.environment.channels.subscribe(name, this)
     }
   }
 
@@ -705,7 +740,7 @@ class StreamSession extends Session {
     this.queued = undefined
     if (this.keepAliveTimer !== undefined) this.environment.wheel.cancel(this.keepAliveTimer)
     this.disarmLinkTimer()
-    this.context.signal.removeEventListener("abort", this.onAbort)
+    this.context.signal.removeEventListener("abort", this)
     sendGoneLink(this.plan, this.context)
   }
 }

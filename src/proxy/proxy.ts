@@ -129,6 +129,37 @@ export class Proxy extends Context.Service<Proxy, {
   )
 }
 
+interface OriginEngine<Facts> {
+  readonly serveRoute: (request: Request, client: ClientConnection, route: Route, facts: Facts, lastIds: ReadonlyArray<LastId>) => Promise<Response>
+  readonly fetchLink: (route: Route, facts: Facts, client: ClientConnection, link: LinkRequest) => Promise<Response>
+}
+
+/**
+ * What a held session may ask of the origin later: a retry, next links, the gone link. A class,
+ * not closures: one of these lives as long as each held connection, and there are many.
+ */
+class HeldRequestOrigin<Facts extends { readonly uri: string }> implements SessionOrigin {
+  constructor(
+    private readonly engine: OriginEngine<Facts>,
+    private readonly request: Request,
+    private readonly client: ClientConnection,
+    private readonly route: Route,
+    private readonly facts: Facts
+  ) {}
+
+  get requestUri(): string {
+    return this.facts.uri
+  }
+
+  retry(lastIds: ReadonlyArray<LastId>): Promise<Response> {
+    return this.engine.serveRoute(this.request, this.client, this.route, this.facts, lastIds)
+  }
+
+  fetchLink(link: LinkRequest): Promise<Response> {
+    return this.engine.fetchLink(this.route, this.facts, this.client, link)
+  }
+}
+
 export const makeProxy = (
   settings: ProxySettings,
   currentRoutes: () => RouteTable,
@@ -441,12 +472,9 @@ export const makeProxy = (
     }
   }
 
-  /** What a held session may ask of the origin later: a retry, next links, the gone link. */
-  const sessionOrigin = (request: Request, client: ClientConnection, route: Route, facts: RequestFacts): SessionOrigin => ({
-    requestUri: facts.uri,
-    retry: (lastIds) => serveRoute(request, client, route, facts, lastIds),
-    fetchLink: (link) => fetchLink(route, facts, client, link)
-  })
+  const engine: OriginEngine<RequestFacts> = { serveRoute, fetchLink }
+  const sessionOrigin = (request: Request, client: ClientConnection, route: Route, facts: RequestFacts): SessionOrigin =>
+    new HeldRequestOrigin(engine, request, client, route, facts)
 
   interface ExchangeContext {
     readonly method: string
