@@ -95,7 +95,10 @@ export class WebSocketProtocolError extends Schema.TaggedError<WebSocketProtocol
 }) {}
 
 const protocolError = (closeCode: ProtocolErrorCloseCode, problem: string): WebSocketProtocolError =>
-  new WebSocketProtocolError({ closeCode, message: `${problem} (close ${closeCode}: ${CLOSE_CODE_MEANING[closeCode]})` })
+  new WebSocketProtocolError({
+    closeCode,
+    message: `${problem} (close ${closeCode}: ${CLOSE_CODE_MEANING[closeCode]})`
+  })
 
 // ---------------------------------------------------------------------------------------------
 // Frames
@@ -401,9 +404,8 @@ export class MessageAssembler {
       case Opcode.Text:
       case Opcode.Binary:
         if (this.messageKind !== undefined) {
-          return Result.fail(
-            protocolError(1002, `new ${opcodeName(frame.opcode)} frame while a ${this.messageKind} message is unfinished`)
-          )
+          const problem = `new ${opcodeName(frame.opcode)} frame while a ${this.messageKind} message is unfinished`
+          return Result.fail(protocolError(1002, problem))
         }
         this.messageKind = frame.opcode === Opcode.Text ? "text" : "binary"
         return this.append(frame)
@@ -418,9 +420,8 @@ export class MessageAssembler {
   private append(frame: Frame): Result.Result<WebSocketMessage | undefined, WebSocketProtocolError> {
     this.messageBytes += frame.payload.length
     if (this.messageBytes > this.maxMessageBytes) {
-      return Result.fail(
-        protocolError(1009, `message of at least ${this.messageBytes} bytes exceeds the limit of ${this.maxMessageBytes}`)
-      )
+      const problem = `message of at least ${this.messageBytes} bytes exceeds the limit of ${this.maxMessageBytes}`
+      return Result.fail(protocolError(1009, problem))
     }
     this.fragments.push(frame.payload)
     if (!frame.fin) return Result.succeed(undefined)

@@ -1,0 +1,807 @@
+/**
+ * A WebSocket client for origins, over a raw TCP or TLS socket.
+ *
+ * Why not Bun's `WebSocket`: when an origin refuses the upgrade, Pushpin relays the refusal
+ * (status, reason, headers, body up to 100 000 bytes) to the client, and Bun's client only
+ * reports "error". Owning the socket also gives exact control over ping/pong payloads, close
+ * codes and reasons, and backpressure in both directions.
+ *
+ * This is the per-connection data path, so it is plain callbacks, no Effect (see
+ * architecture.md, "Hot paths stay plain"). The caller wraps `connectOriginWebSocket` once.
+ *
+ * Invariants of an open connection:
+ * - Nothing is delivered before `start(handlers)`, and nothing while paused: the socket stops
+ *   reading, so a slow client slows its origin through TCP instead of filling memory here.
+ * - Events arrive in wire order, and `onClose` is called exactly once, last.
+ * - Pings are never answered here: the proxy relays pings and pongs end to end, as Pushpin
+ *   does, so the client's pong (with its payload) answers the origin's ping.
+ */
+import { createHash, randomBytes } from "node:crypto"
+import net from "node:net"
+import tls from "node:tls"
+import { Schema } from "effect"
+import { EMPTY_BYTES, utf8 } from "../grip/internal/bytes.ts"
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  encodeClosePayload,
+  encodeFrame,
+  FrameDecoder,
+  MessageAssembler,
+  Opcode,
+  type WebSocketMessage,
+  WebSocketProtocolError
+} from "./frames.ts"
+
+// ---------------------------------------------------------------------------------------------
+// Constants
+
+/** RFC 6455 §1.3: appended to the key before hashing into Sec-WebSocket-Accept. */
+const ACCEPT_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/**
+ * Largest refusal body relayed to the client (Pushpin's connmgr `body-buffer-size`). A longer
+ * one fails the handshake with `rejection-too-large`, which the proxy answers with Pushpin's
+ * 500 "Non-101 response body size exceeded limit of 100000 bytes."
+ */
+export const MAX_REJECTION_BODY_BYTES = 100_000
+
+/** Status line plus headers. Far above real handshake responses; bounds what garbage can cost. */
+export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+
+/** One chunk-size or trailer line of a chunked refusal body. */
+const MAX_CHUNK_LINE_BYTES = 4 * 1024
+
+/**
+ * Connect plus handshake. Pushpin's connmgr gives up on a session with no activity after 60 s
+ * (`ZHTTP_SESSION_TIMEOUT`); an origin that takes longer to answer an upgrade is treated alike.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000
+
+/**
+ * How long to wait for the origin's side of a close handshake (its close frame after ours, or
+ * its TCP close after the frames are exchanged) before dropping the socket.
+ */
+export const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000
+
+/** Headers this client writes itself; a caller's values for them are not sent. */
+const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set([
+  "upgrade",
+  "connection",
+  "sec-websocket-key",
+  "sec-websocket-version",
+  "sec-websocket-accept",
+  // The upgrade request has no body; announcing one would make the origin wait for it.
+  "content-length",
+  "transfer-encoding"
+])
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/**
+ * No connection to the origin (refused, unreachable, DNS, TLS, timeout): nothing reached it, so
+ * the caller may fail over to the next target. `code` is Node's (`ECONNREFUSED`, `ENOTFOUND`,
+ * `ETIMEDOUT`, a TLS code such as `DEPTH_ZERO_SELF_SIGNED_CERT`), or `EUNKNOWN` when none came.
+ */
+export class OriginConnectError extends Schema.TaggedError<OriginConnectError>()("OriginConnectError", {
+  code: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Connected, but no usable answer to the upgrade. The origin may have seen the request, so this
+ * is not a reason to try another target (Pushpin fails over on connect errors only).
+ */
+export class OriginHandshakeError extends Schema.TaggedError<OriginHandshakeError>()("OriginHandshakeError", {
+  reason: Schema.Literals(["invalid-response", "rejection-too-large", "closed", "timeout"]),
+  message: Schema.String
+}) {}
+
+// ---------------------------------------------------------------------------------------------
+// API
+
+export interface OriginWebSocketOptions {
+  readonly host: string
+  readonly port: number
+  /** wss: TLS to the origin. */
+  readonly tls: boolean
+  /** The route target's `insecure`: accept any certificate. */
+  readonly insecure?: boolean
+  /** TLS server name (SNI and certificate check); defaults to `host` unless it is an IP address. */
+  readonly servername?: string
+  /** Request target, e.g. `/chat?room=1`. */
+  readonly path: string
+  /**
+   * Sent as given (Host, Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, Grip-Sig, …), except
+   * the handshake's own headers (see HANDSHAKE_HEADERS). Host defaults to `host:port`.
+   */
+  readonly headers: Headers
+  readonly timeoutMs?: number
+  /** Largest message accepted from the origin; a longer one fails the connection with 1009. */
+  readonly maxMessageBytes?: number
+}
+
+/** The origin refused the upgrade; relay this to the client. */
+export interface OriginRejected {
+  readonly _tag: "Rejected"
+  readonly status: number
+  readonly statusText: string
+  readonly headers: Headers
+  readonly body: Uint8Array
+}
+
+export interface OriginOpen {
+  readonly _tag: "Open"
+  readonly connection: OriginWebSocket
+  /** The 101's headers (Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, …). */
+  readonly headers: Headers
+}
+
+export type OriginHandshake = OriginRejected | OriginOpen
+
+export type OriginMessageHandler = (...message: ["text", string] | ["binary", Uint8Array]) => void
+
+export interface OriginWebSocketHandlers {
+  readonly onMessage: OriginMessageHandler
+  readonly onPing: (payload: Uint8Array) => void
+  readonly onPong: (payload: Uint8Array) => void
+  /**
+   * Always last, exactly once. After a close frame from the origin, `wasClean` is true and `code`
+   * is its code (undefined when the frame had none: 1005 for the client). Otherwise (TCP ended,
+   * protocol error, timeout, `terminate`) `wasClean` is false and `code` undefined: 1006.
+   */
+  readonly onClose: (code: number | undefined, reason: string, wasClean: boolean) => void
+  /** `bufferedAmount` fell back after a write had filled the socket's buffer. */
+  readonly onDrain: () => void
+  /** Why the connection failed, just before `onClose(…, false)`; absent for a plain TCP end. */
+  readonly onError?: (error: WebSocketProtocolError | Error) => void
+}
+
+/**
+ * Resolves once the origin answered the upgrade: `Open` or `Rejected`. Rejects with
+ * `OriginConnectError` (try the next target) or `OriginHandshakeError`.
+ */
+export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise<OriginHandshake> =>
+  new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString("base64")
+    const request = handshakeRequest(options, key)
+    const socket = options.tls
+      ? tls.connect({
+          host: options.host,
+          port: options.port,
+          rejectUnauthorized: options.insecure !== true,
+          ...serverNameOption(options)
+        })
+      : net.connect({ host: options.host, port: options.port })
+    const reader = new ResponseReader()
+    let connected = false
+    let settled = false
+
+    const where = (): string => `${options.tls ? "wss" : "ws"}://${hostPort(options.host, options.port)}`
+
+    const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS
+    const timer = setTimeout(() => {
+      if (!connected) {
+        const message = `cannot connect to ${where()}: no connection after ${timeoutMs} ms`
+        fail(new OriginConnectError({ code: "ETIMEDOUT", message }))
+      } else {
+        const message = `${where()} did not answer the upgrade within ${timeoutMs} ms`
+        fail(new OriginHandshakeError({ reason: "timeout", message }))
+      }
+    }, timeoutMs)
+
+    const settle = (): boolean => {
+      if (settled) return false
+      settled = true
+      clearTimeout(timer)
+      socket.off("data", onData)
+      socket.off("error", onError)
+      socket.off("close", onSocketClose)
+      // Whatever the socket reports from now on belongs to the connection, or to nobody.
+      socket.on("error", ignoreError)
+      return true
+    }
+    const fail = (error: OriginConnectError | OriginHandshakeError): void => {
+      if (!settle()) return
+      socket.destroy()
+      reject(error)
+    }
+    const handle = (step: ReaderStep): void => {
+      switch (step._tag) {
+        case "NeedMore":
+          return
+        case "Failed":
+          return fail(step.error)
+        case "Rejected": {
+          if (!settle()) return
+          socket.destroy()
+          const { status, statusText, headers } = step.head
+          return resolve({ _tag: "Rejected", status, statusText, headers, body: step.body })
+        }
+        case "Switching": {
+          const problem = checkSwitchingHead(step.head.headers, key, options.headers)
+          if (problem !== undefined) {
+            return fail(new OriginHandshakeError({ reason: "invalid-response", message: problem }))
+          }
+          if (!settle()) return
+          socket.pause()
+          const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
+          const connection = new OriginWebSocket(socket, step.rest, maxMessageBytes)
+          return resolve({ _tag: "Open", connection, headers: step.head.headers })
+        }
+      }
+    }
+    function onData(chunk: Uint8Array): void {
+      handle(reader.feed(chunk))
+    }
+    function onError(error: Error): void {
+      if (!connected) {
+        const message = `cannot connect to ${where()}: ${error.message}`
+        fail(new OriginConnectError({ code: errorCode(error), message }))
+      } else {
+        const message = `connection to ${where()} failed: ${error.message}`
+        fail(new OriginHandshakeError({ reason: "closed", message }))
+      }
+    }
+    function onSocketClose(): void {
+      if (!connected) {
+        fail(new OriginConnectError({ code: "EUNKNOWN", message: `cannot connect to ${where()}: connection closed` }))
+      } else {
+        handle(reader.end())
+      }
+    }
+    socket.once(options.tls ? "secureConnect" : "connect", () => {
+      connected = true
+      socket.write(request)
+    })
+    socket.on("data", onData)
+    socket.on("error", onError)
+    socket.on("close", onSocketClose)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Open connection
+
+type Inbound =
+  | WebSocketMessage
+  | { readonly kind: "failed"; readonly error: WebSocketProtocolError }
+  | { readonly kind: "disconnected"; readonly error: Error | undefined }
+
+/** An open WebSocket to an origin. Made by `connectOriginWebSocket`; call `start` to receive. */
+export class OriginWebSocket {
+  private state: "open" | "closing" | "closed" = "open"
+  private handlers: OriginWebSocketHandlers | undefined = undefined
+  private paused = true
+  private delivering = false
+  /** `onClose` has been called: nothing more is delivered. */
+  private finished = false
+  /** Decoded and not yet delivered; at most what one socket read held. */
+  private inbound: Array<Inbound> = []
+  private inboundHead = 0
+  private readonly decoder: FrameDecoder
+  private readonly assembler: MessageAssembler
+  private socketError: Error | undefined = undefined
+  private closeTimer: ReturnType<typeof setTimeout> | undefined = undefined
+
+  /** @internal */
+  constructor(
+    private readonly socket: net.Socket,
+    bytesAfterHead: Uint8Array,
+    maxMessageBytes: number
+  ) {
+    this.decoder = new FrameDecoder({ masking: "forbidden", maxPayloadBytes: maxMessageBytes })
+    this.assembler = new MessageAssembler({ maxMessageBytes })
+    socket.on("data", (chunk: Uint8Array) => this.receive(chunk))
+    socket.on("drain", () => {
+      if (!this.finished) this.handlers?.onDrain()
+    })
+    socket.on("error", (error) => {
+      this.socketError ??= error
+    })
+    socket.on("close", () => {
+      clearTimeout(this.closeTimer)
+      if (this.state === "closed" && this.finished) return
+      this.state = "closed"
+      this.enqueue({ kind: "disconnected", error: this.socketError })
+    })
+    if (bytesAfterHead.length > 0) this.receive(bytesAfterHead)
+  }
+
+  /** "closing": our close frame is sent and the origin's is awaited. */
+  get readyState(): "open" | "closing" | "closed" {
+    return this.state
+  }
+
+  /** Bytes handed to the socket and not yet written to the kernel; pause sending while high. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength
+  }
+
+  /** Begin delivering, starting with any frames that came with the 101. Once only. */
+  start(handlers: OriginWebSocketHandlers): void {
+    if (this.handlers !== undefined) throw new Error("OriginWebSocket.start called twice")
+    this.handlers = handlers
+    this.resume()
+  }
+
+  /** Stop reading from the origin; events already decoded wait too. */
+  pause(): void {
+    this.paused = true
+    this.socket.pause()
+  }
+
+  resume(): void {
+    if (this.handlers === undefined) return
+    this.paused = false
+    this.deliver()
+    if (!this.paused && !this.finished) this.socket.resume()
+  }
+
+  // Sending is ignored once a close has been sent or received: RFC 6455 §5.5.1 allows no data
+  // after a close frame, and the origin would discard it. Callers check `readyState` first if
+  // they must count such drops.
+
+  sendText(text: string): void {
+    this.send(Opcode.Text, utf8(text))
+  }
+
+  sendBinary(data: Uint8Array): void {
+    this.send(Opcode.Binary, data)
+  }
+
+  /** The payload (≤125 bytes) reaches the origin unchanged; the origin's pong goes to `onPong`. */
+  ping(payload: Uint8Array = EMPTY_BYTES): void {
+    this.send(Opcode.Ping, payload)
+  }
+
+  /** Relays a client's pong; never sent automatically (see the file header). */
+  pong(payload: Uint8Array = EMPTY_BYTES): void {
+    this.send(Opcode.Pong, payload)
+  }
+
+  /**
+   * Starts the close handshake: `onClose` follows when the origin answers, or, after
+   * CLOSE_HANDSHAKE_TIMEOUT_MS without an answer, as unclean. Reading resumes even if paused, so
+   * the answer can arrive. Throws RangeError for a code that may not be sent (1005, 1006, …).
+   */
+  close(code?: number, reason?: string): void {
+    if (this.state !== "open") return
+    const payload = encodeClosePayload(code, reason)
+    this.state = "closing"
+    this.writeFrame(Opcode.Close, payload)
+    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_HANDSHAKE_TIMEOUT_MS)
+    if (this.handlers !== undefined) this.resume()
+  }
+
+  /** Drop the TCP connection without a close handshake (the client vanished, say). */
+  terminate(): void {
+    if (this.finished) return
+    this.state = "closed"
+    this.socket.destroy()
+    if (this.handlers === undefined) {
+      this.finished = true
+      return
+    }
+    // Pending events are dropped and onClose comes now, even while paused: the caller asked.
+    this.inbound = [{ kind: "disconnected", error: undefined }]
+    this.inboundHead = 0
+    this.paused = false
+    this.deliver()
+  }
+
+  private send(opcode: Opcode, payload: Uint8Array): void {
+    if (this.state === "open") this.writeFrame(opcode, payload)
+  }
+
+  private writeFrame(opcode: Opcode, payload: Uint8Array): void {
+    this.socket.write(encodeFrame({ fin: true, opcode, payload, mask: randomBytes(4) }))
+  }
+
+  private receive(chunk: Uint8Array): void {
+    const { frames, error } = this.decoder.feed(chunk)
+    for (const frame of frames) {
+      const assembled = this.assembler.push(frame)
+      if (assembled._tag === "Failure") {
+        this.enqueue({ kind: "failed", error: assembled.failure })
+        return
+      }
+      if (assembled.success !== undefined) this.enqueue(assembled.success)
+    }
+    if (error !== undefined) this.enqueue({ kind: "failed", error })
+  }
+
+  private enqueue(event: Inbound): void {
+    if (this.finished) return
+    this.inbound.push(event)
+    this.deliver()
+  }
+
+  private deliver(): void {
+    // A handler may call pause, close or terminate; the loop re-checks after each event instead
+    // of starting a nested one.
+    if (this.delivering) return
+    this.delivering = true
+    try {
+      while (!this.paused && !this.finished && this.inboundHead < this.inbound.length) {
+        const event = this.inbound[this.inboundHead++]
+        if (event !== undefined) this.dispatch(event)
+      }
+      if (this.inboundHead === this.inbound.length) {
+        this.inbound = []
+        this.inboundHead = 0
+      }
+    } finally {
+      this.delivering = false
+    }
+  }
+
+  private dispatch(event: Inbound): void {
+    const handlers = this.handlers
+    if (handlers === undefined) return
+    switch (event.kind) {
+      case "text":
+        return handlers.onMessage("text", event.data)
+      case "binary":
+        return handlers.onMessage("binary", event.data)
+      case "ping":
+        return handlers.onPing(event.payload)
+      case "pong":
+        return handlers.onPong(event.payload)
+      case "close":
+        // The origin started the close: answer with its code (RFC 6455 §5.5.1 "typically
+        // echos"). If we started it, this frame is the answer. Either way TCP may end now.
+        if (this.state === "open") this.writeFrame(Opcode.Close, encodeClosePayload(event.code))
+        this.state = "closed"
+        this.endSocket()
+        return this.finish(() => handlers.onClose(event.code, event.reason, true))
+      case "failed":
+        // RFC 6455 §7.1.7: fail the connection, telling the origin why when it can still hear.
+        if (this.state === "open") {
+          this.writeFrame(Opcode.Close, encodeClosePayload(event.error.closeCode, event.error.message))
+        }
+        this.state = "closed"
+        this.endSocket()
+        return this.finish(() => {
+          handlers.onError?.(event.error)
+          handlers.onClose(undefined, "", false)
+        })
+      case "disconnected":
+        return this.finish(() => {
+          if (event.error !== undefined) handlers.onError?.(event.error)
+          handlers.onClose(undefined, "", false)
+        })
+    }
+  }
+
+  private finish(notify: () => void): void {
+    this.finished = true
+    this.inbound = []
+    this.inboundHead = 0
+    notify()
+  }
+
+  /** Half-close, then let the origin close TCP (RFC 6455 §7.1.1: the server closes first). */
+  private endSocket(): void {
+    if (this.socket.destroyed) return
+    this.socket.resume()
+    this.socket.end()
+    clearTimeout(this.closeTimer)
+    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_HANDSHAKE_TIMEOUT_MS)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake request and response
+
+const serverNameOption = (options: OriginWebSocketOptions): { servername?: string } => {
+  const servername = options.servername ?? (net.isIP(options.host) === 0 ? options.host : undefined)
+  return servername === undefined ? {} : { servername }
+}
+
+const hostPort = (host: string, port: number): string => `${net.isIPv6(host) ? `[${host}]` : host}:${port}`
+
+/** Visible ASCII only: anything else would break the request line. */
+const REQUEST_TARGET = /^[\x21-\x7e]+$/
+
+const handshakeRequest = (options: OriginWebSocketOptions, key: string): Uint8Array => {
+  if (!REQUEST_TARGET.test(options.path)) throw new RangeError(`invalid request target ${JSON.stringify(options.path)}`)
+  const lines = [`GET ${options.path} HTTP/1.1`]
+  if (!options.headers.has("host")) lines.push(`Host: ${hostPort(options.host, options.port)}`)
+  for (const [name, value] of options.headers) if (!HANDSHAKE_HEADERS.has(name)) lines.push(`${name}: ${value}`)
+  lines.push("Upgrade: websocket", "Connection: Upgrade", `Sec-WebSocket-Key: ${key}`, "Sec-WebSocket-Version: 13")
+  // Header values hold one byte per character (see headerBytes in grip/internal/bytes.ts).
+  return Buffer.from(`${lines.join("\r\n")}\r\n\r\n`, "latin1")
+}
+
+export const webSocketAccept = (key: string): string =>
+  createHash("sha1").update(key + ACCEPT_GUID).digest("base64")
+
+const tokens = (value: string | null): Array<string> =>
+  value === null ? [] : value.split(",").map((token) => token.trim().toLowerCase())
+
+/** Undefined when the 101 is acceptable (RFC 6455 §4.1, the client's checks). */
+const checkSwitchingHead = (headers: Headers, key: string, requestHeaders: Headers): string | undefined => {
+  const upgrade = headers.get("upgrade")
+  if (upgrade?.toLowerCase() !== "websocket") {
+    return `origin answered 101 with Upgrade ${JSON.stringify(upgrade)}, expected "websocket"`
+  }
+  if (!tokens(headers.get("connection")).includes("upgrade")) {
+    return `origin answered 101 with Connection ${JSON.stringify(headers.get("connection"))}, expected "Upgrade"`
+  }
+  const accept = headers.get("sec-websocket-accept")
+  const expected = webSocketAccept(key)
+  if (accept !== expected) {
+    const got = JSON.stringify(accept)
+    return `origin answered 101 with Sec-WebSocket-Accept ${got}, expected "${expected}" for the key sent`
+  }
+  const protocol = headers.get("sec-websocket-protocol")
+  if (protocol !== null) {
+    const offered = (requestHeaders.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim())
+    if (!offered.includes(protocol)) {
+      return `origin chose Sec-WebSocket-Protocol ${JSON.stringify(protocol)}, which was not offered`
+    }
+  }
+  return undefined
+}
+
+interface ResponseHead {
+  readonly status: number
+  readonly statusText: string
+  readonly headers: Headers
+}
+
+type ReaderStep =
+  | { readonly _tag: "NeedMore" }
+  | { readonly _tag: "Switching"; readonly head: ResponseHead; readonly rest: Uint8Array }
+  | { readonly _tag: "Rejected"; readonly head: ResponseHead; readonly body: Uint8Array }
+  | { readonly _tag: "Failed"; readonly error: OriginHandshakeError }
+
+const NEED_MORE: ReaderStep = { _tag: "NeedMore" }
+
+const invalid = (message: string): ReaderStep => ({
+  _tag: "Failed",
+  error: new OriginHandshakeError({ reason: "invalid-response", message })
+})
+
+const tooLarge = (): ReaderStep => ({
+  _tag: "Failed",
+  error: new OriginHandshakeError({
+    reason: "rejection-too-large",
+    message: `Non-101 response body size exceeded limit of ${MAX_REJECTION_BODY_BYTES} bytes.`
+  })
+})
+
+/** The upgrade response: its head, then (for a refusal) its body. */
+class ResponseReader {
+  private headBytes: Uint8Array = EMPTY_BYTES
+  private head: ResponseHead | undefined = undefined
+  private body: BodyReader | undefined = undefined
+
+  feed(chunk: Uint8Array): ReaderStep {
+    if (this.body !== undefined) return this.readBody(chunk)
+    const searchFrom = Math.max(0, this.headBytes.length - 3)
+    this.headBytes = concatBytes(this.headBytes, chunk)
+    const end = indexOfBlankLine(this.headBytes, searchFrom)
+    if (end === -1) {
+      return this.headBytes.length > MAX_RESPONSE_HEAD_BYTES
+        ? invalid(`response head is longer than ${MAX_RESPONSE_HEAD_BYTES} bytes`)
+        : NEED_MORE
+    }
+    const rest = this.headBytes.subarray(end + 4)
+    const parsed = parseHead(Buffer.from(this.headBytes.subarray(0, end)).toString("latin1"))
+    this.headBytes = EMPTY_BYTES
+    if (typeof parsed === "string") return invalid(parsed)
+    if (parsed.status === 101) return { _tag: "Switching", head: parsed, rest }
+    // An interim response (100 Continue, 103 Early Hints) precedes the real one.
+    if (parsed.status < 200) return rest.length === 0 ? NEED_MORE : this.feed(rest)
+
+    const body = bodyReader(parsed)
+    if (typeof body === "string") return invalid(body)
+    this.head = parsed
+    this.body = body
+    return this.readBody(rest)
+  }
+
+  /** The origin closed the connection. */
+  end(): ReaderStep {
+    const { head, body } = this
+    if (head !== undefined && body?.untilClose === true) return { _tag: "Rejected", head, body: body.collected() }
+    const message =
+      head === undefined
+        ? "origin closed the connection before answering the upgrade"
+        : "origin closed the connection in the middle of its response body"
+    return { _tag: "Failed", error: new OriginHandshakeError({ reason: "closed", message }) }
+  }
+
+  private readBody(chunk: Uint8Array): ReaderStep {
+    const { head, body } = this
+    if (head === undefined || body === undefined) return NEED_MORE
+    const outcome = body.feed(chunk)
+    if (outcome === "complete") return { _tag: "Rejected", head, body: body.collected() }
+    if (outcome === "too-large") return tooLarge()
+    if (outcome === "more") return NEED_MORE
+    return invalid(outcome.problem)
+  }
+}
+
+const indexOfBlankLine = (bytes: Uint8Array, from: number): number => {
+  for (let i = from; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 0x0d && bytes[i + 1] === 0x0a && bytes[i + 2] === 0x0d && bytes[i + 3] === 0x0a) return i
+  }
+  return -1
+}
+
+const STATUS_LINE = /^HTTP\/1\.[01] ([1-9]\d\d)(?: (.*))?$/
+const HEADER_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*$/
+
+/** The head or a message naming what is wrong with it. */
+const parseHead = (text: string): ResponseHead | string => {
+  const [statusLine = "", ...headerLines] = text.split("\r\n")
+  const status = STATUS_LINE.exec(statusLine)
+  if (status === null) return `malformed status line ${JSON.stringify(statusLine.slice(0, 100))}`
+  const headers = new Headers()
+  for (const line of headerLines) {
+    const header = HEADER_LINE.exec(line)
+    if (header === null) return `malformed header line ${JSON.stringify(line.slice(0, 100))}`
+    try {
+      headers.append(header[1] ?? "", header[2] ?? "")
+    } catch {
+      return `malformed header line ${JSON.stringify(line.slice(0, 100))}`
+    }
+  }
+  return { status: Number(status[1]), statusText: status[2] ?? "", headers }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusal body
+
+type BodyOutcome = "more" | "complete" | "too-large" | { readonly problem: string }
+
+interface BodyReader {
+  /** True when only the end of the connection ends the body. */
+  readonly untilClose: boolean
+  feed(chunk: Uint8Array): BodyOutcome
+  collected(): Uint8Array
+}
+
+/** RFC 9112 §6.3: how the body of this response is delimited. */
+const bodyReader = (head: ResponseHead): BodyReader | string => {
+  if (head.status === 204 || head.status === 304) return new LengthBody(0)
+  const transferEncoding = head.headers.get("transfer-encoding")
+  if (transferEncoding !== null) {
+    return tokens(transferEncoding).at(-1) === "chunked" ? new ChunkedBody() : new CloseDelimitedBody()
+  }
+  const contentLength = head.headers.get("content-length")
+  if (contentLength === null) return new CloseDelimitedBody()
+  // Repeated Content-Length lines arrive joined by ", "; they must agree.
+  const values = new Set(contentLength.split(",").map((value) => value.trim()))
+  const [only] = values
+  if (values.size !== 1 || only === undefined || !/^\d+$/.test(only)) {
+    return `invalid Content-Length ${JSON.stringify(contentLength)}`
+  }
+  return new LengthBody(Number(only))
+}
+
+/** Collects up to MAX_REJECTION_BODY_BYTES. */
+class BodyBytes {
+  private parts: Array<Uint8Array> = []
+  private size = 0
+
+  /** False when the bytes would pass the limit (nothing is kept then). */
+  add(bytes: Uint8Array): boolean {
+    if (this.size + bytes.length > MAX_REJECTION_BODY_BYTES) return false
+    this.parts.push(bytes.slice())
+    this.size += bytes.length
+    return true
+  }
+
+  all(): Uint8Array {
+    const out = new Uint8Array(this.size)
+    let at = 0
+    for (const part of this.parts) {
+      out.set(part, at)
+      at += part.length
+    }
+    return out
+  }
+}
+
+class LengthBody implements BodyReader {
+  readonly untilClose = false
+  private readonly bytes = new BodyBytes()
+  private remaining: number
+
+  constructor(length: number) {
+    this.remaining = length
+  }
+
+  feed(chunk: Uint8Array): BodyOutcome {
+    if (this.remaining > MAX_REJECTION_BODY_BYTES) return "too-large"
+    const take = chunk.subarray(0, this.remaining)
+    this.bytes.add(take)
+    this.remaining -= take.length
+    return this.remaining === 0 ? "complete" : "more"
+  }
+
+  collected(): Uint8Array {
+    return this.bytes.all()
+  }
+}
+
+class CloseDelimitedBody implements BodyReader {
+  readonly untilClose = true
+  private readonly bytes = new BodyBytes()
+
+  feed(chunk: Uint8Array): BodyOutcome {
+    return this.bytes.add(chunk) ? "more" : "too-large"
+  }
+
+  collected(): Uint8Array {
+    return this.bytes.all()
+  }
+}
+
+/** RFC 9112 §7.1. Chunk extensions and trailer fields are read and dropped. */
+class ChunkedBody implements BodyReader {
+  readonly untilClose = false
+  private readonly bytes = new BodyBytes()
+  private state: "size" | "data" | "data-end" | "trailer" = "size"
+  private line = ""
+  private remaining = 0
+
+  feed(chunk: Uint8Array): BodyOutcome {
+    let at = 0
+    while (at < chunk.length) {
+      if (this.state === "data") {
+        const take = chunk.subarray(at, at + this.remaining)
+        if (!this.bytes.add(take)) return "too-large"
+        at += take.length
+        this.remaining -= take.length
+        if (this.remaining === 0) this.state = "data-end"
+        continue
+      }
+      const byte = chunk[at++] ?? 0
+      if (byte !== 0x0a) {
+        this.line += String.fromCharCode(byte)
+        if (this.line.length > MAX_CHUNK_LINE_BYTES) return { problem: "chunked body has an overlong line" }
+        continue
+      }
+      const line = this.line.endsWith("\r") ? this.line.slice(0, -1) : this.line
+      this.line = ""
+      if (this.state === "data-end") {
+        if (line !== "") return { problem: "chunked body: chunk data is not followed by CRLF" }
+        this.state = "size"
+      } else if (this.state === "size") {
+        const size = /^([0-9A-Fa-f]+)[ \t]*(?:;.*)?$/.exec(line)?.[1]
+        if (size === undefined) {
+          return { problem: `chunked body: invalid chunk size line ${JSON.stringify(line.slice(0, 100))}` }
+        }
+        this.remaining = Number.parseInt(size, 16)
+        if (this.remaining > MAX_REJECTION_BODY_BYTES) return "too-large"
+        this.state = this.remaining === 0 ? "trailer" : "data"
+      } else if (line === "") {
+        return "complete"
+      }
+    }
+    return "more"
+  }
+
+  collected(): Uint8Array {
+    return this.bytes.all()
+  }
+}
+
+const concatBytes = (first: Uint8Array, second: Uint8Array): Uint8Array => {
+  if (first.length === 0) return second
+  const out = new Uint8Array(first.length + second.length)
+  out.set(first)
+  out.set(second, first.length)
+  return out
+}
+
+const ignoreError = (): void => {}
+
+const errorCode = (error: Error): string => {
+  const code: unknown = "code" in error ? error.code : undefined
+  return typeof code === "string" ? code : "EUNKNOWN"
+}
