@@ -104,13 +104,7 @@ const readBodyUpTo = async (body: ReadableStream<Uint8Array>, limit: number): Pr
     }
     chunks.push(value)
   }
-  const joined = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    joined.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return joined
+  return Buffer.concat(chunks, size)
 }
 
 export class Proxy extends Context.Service<Proxy, {

@@ -441,11 +441,5 @@ export class MessageAssembler {
 const concat = (parts: ReadonlyArray<Uint8Array>, length: number): Uint8Array => {
   const [only] = parts
   if (parts.length === 1 && only !== undefined) return only
-  const out = new Uint8Array(length)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
+  return Buffer.concat(parts, length)
 }
