@@ -2,7 +2,7 @@
  * connmgr: owns the client listeners. It admits or sheds each request before any other work
  * is done, enforces the header limit with Pushpin's text, and hands admitted requests to the
  * proxy. Bun.serve has no accept cap, so `client_maxconn` is enforced here on requests in
- * progress: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
+ * progress plus open WebSockets: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
  */
 import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
@@ -50,11 +50,11 @@ export class Connmgr extends Context.Service<Connmgr, {
       const servers: Array<RunningServer> = []
       const inFlight = () => {
         let total = 0
-        for (const server of servers) total += server.pendingRequests()
+        for (const server of servers) total += server.pendingRequests() + server.openWebSockets()
         return total
       }
 
-      const handler = (request: Request, client: Parameters<typeof proxy.handle>[1]): Response | Promise<Response> => {
+      const handler = (request: Request, client: Parameters<typeof proxy.handle>[1]): Response | Promise<Response | undefined> => {
         // pendingRequests already counts this request.
         if (inFlight() > clientMaxconn) {
           stats.shedMaxconn++

@@ -18,6 +18,7 @@ import { Sequencer, type SequencerStats } from "./sequencer.ts"
 import type { SessionOrigin } from "./session-origin.ts"
 import { TimerWheel } from "./timer-wheel.ts"
 import { UpdateQueue } from "./update-queue.ts"
+import { WsGripSession, type WsSessionContext, type WsSessionHost, type WsSessionStats } from "./ws-session.ts"
 
 /** Largest GRIP instruct response body the proxy buffers for the handler (Pushpin: 100 000). */
 export const MAX_GRIP_INSTRUCT_BODY_BYTES = 100_000
@@ -67,6 +68,7 @@ export interface GripHandoff {
 
 export interface HandlerStats {
   readonly holds: Readonly<HoldStats>
+  readonly webSockets: Readonly<WsSessionStats>
   readonly sequencer: Readonly<SequencerStats>
   readonly rateLimiter: Readonly<RateLimiterStats>
   readonly publishApi: Readonly<PublishApiStats>
@@ -80,6 +82,8 @@ export interface HandlerStats {
 
 export class Handler extends Context.Service<Handler, {
   readonly accept: (handoff: GripHandoff) => Response | Promise<Response>
+  /** A WebSocket whose origin negotiated GRIP (or whose target has `sub=`) joins the handler. */
+  readonly openWebSocket: (context: Omit<WsSessionContext, "connectionId">, host: WsSessionHost) => WsGripSession
   /** Sequences (id/prev-id, dedupe) and fans out; delivery may follow later (parking, rate). */
   readonly publish: (items: ReadonlyArray<PublishItem>) => void
   /** Pushpin's `recover`: forget every last id and have every HTTP session ask its origin again. */
@@ -135,6 +139,25 @@ export class Handler extends Context.Service<Handler, {
         parseInstruct: (response) => parseInstruct(response, { connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax })
       })
       let connectionCounter = 0
+      const webSocketStats: WsSessionStats = {
+        open: 0,
+        delivered: 0,
+        filtered: 0,
+        droppedSlowReader: 0,
+        keepAlivesSent: 0,
+        delayedSent: 0,
+        closedByPublish: 0,
+        refreshes: 0,
+        subscriptionsRefused: 0
+      }
+      const webSocketEnvironment = {
+        channels,
+        wheel,
+        stats: webSocketStats,
+        connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax
+      }
+      const openWebSocket = (context: Omit<WsSessionContext, "connectionId">, host: WsSessionHost): WsGripSession =>
+        new WsGripSession(webSocketEnvironment, { ...context, connectionId: `${++connectionCounter}` }, host)
       let instructErrors = 0
 
       // message_rate/message_hwm: deliveries past the rate wait per route bucket; past the high
@@ -268,11 +291,13 @@ export class Handler extends Context.Service<Handler, {
 
       return Handler.of({
         accept,
+        openWebSocket,
         publish,
         recover,
         publishServer,
         stats: {
           holds: holds.stats,
+          webSockets: webSocketStats,
           sequencer: sequencer.stats,
           rateLimiter: limiter.stats,
           publishApi: publishApi.stats,

@@ -2,22 +2,108 @@
  * Bun.serve behind the runtime adapter. Bun.serve sits on uWebSockets/uSockets, the engine
  * hyper-express wraps, without a native addon that Bun cannot load.
  */
-import type { ClientConnection, RunningServer, ServeOptions, ServerRuntime } from "./server.ts"
+import type {
+  ClientConnection,
+  ClientWebSocket,
+  ClientWebSocketHandler,
+  RunningServer,
+  SendOutcome,
+  ServeOptions,
+  ServerRuntime
+} from "./server.ts"
 
 // Bun rejects idleTimeout above 255 s; 0 disables it.
 const BUN_MAX_IDLE_TIMEOUT_SECONDS = 255
+
+/** What Bun keeps per upgraded connection: the core's handler and, once open, our wrapper. */
+interface SocketData {
+  readonly handler: ClientWebSocketHandler
+  socket: BunClientWebSocket | undefined
+}
+
+const outcomeOf = (status: number): SendOutcome => (status > 0 ? "sent" : status === -1 ? "queued" : "dropped")
+
+class BunClientWebSocket implements ClientWebSocket {
+  constructor(private readonly ws: Bun.ServerWebSocket<SocketData>) {}
+
+  sendText(text: string): SendOutcome {
+    return outcomeOf(this.ws.sendText(text))
+  }
+
+  sendBinary(data: Uint8Array): SendOutcome {
+    return outcomeOf(this.ws.sendBinary(data))
+  }
+
+  ping(data: Uint8Array): SendOutcome {
+    return outcomeOf(this.ws.ping(data))
+  }
+
+  pong(data: Uint8Array): SendOutcome {
+    return outcomeOf(this.ws.pong(data))
+  }
+
+  close(code?: number, reason?: string): void {
+    this.ws.close(code, reason)
+  }
+
+  terminate(): void {
+    this.ws.terminate()
+  }
+
+  pause(): void {
+    this.ws.pause()
+  }
+
+  resume(): void {
+    this.ws.resume()
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.getBufferedAmount()
+  }
+}
+
+const websocketHandlers: Bun.WebSocketHandler<SocketData> = {
+  // Pushpin's connmgr closes a WebSocket only after 1800 s without any I/O and never pings on
+  // its own; the core runs its own keep-alives (GRIP `keep-alive`), so Bun's are off.
+  idleTimeout: 0,
+  sendPings: false,
+  perMessageDeflate: false,
+  open(ws) {
+    const socket = new BunClientWebSocket(ws)
+    ws.data.socket = socket
+    ws.data.handler.onOpen(socket)
+  },
+  message(ws, message) {
+    if (typeof message === "string") ws.data.handler.onText(message)
+    else ws.data.handler.onBinary(message)
+  },
+  ping(ws, data) {
+    ws.data.handler.onPing(data)
+  },
+  pong(ws, data) {
+    ws.data.handler.onPong(data)
+  },
+  drain(ws) {
+    ws.data.handler.onDrain()
+  },
+  close(ws, code, reason) {
+    ws.data.handler.onClose(code, reason)
+  }
+}
 
 const serve = (options: ServeOptions): RunningServer => {
   const { listener, handler } = options
   const isTls = false
   const listenerPort = listener.kind === "tcp" ? listener.port : 0
   const address = listener.kind === "tcp" ? { hostname: listener.host, port: listener.port } : { unix: listener.path }
-  const server: Bun.Server<undefined> = Bun.serve({
+  const server: Bun.Server<SocketData> = Bun.serve<SocketData>({
     ...(address as { hostname: string; port: number }),
     idleTimeout: Math.min(options.idleTimeoutSeconds, BUN_MAX_IDLE_TIMEOUT_SECONDS),
     maxRequestBodySize: options.maxRequestBodyBytes,
     development: false,
     error: options.onError,
+    websocket: websocketHandlers,
     fetch(request, bunServer) {
       const client: ClientConnection = {
         remoteAddress: bunServer.requestIP(request)?.address,
@@ -26,7 +112,9 @@ const serve = (options: ServeOptions): RunningServer => {
         // Bun's per-request override sticks to the socket for its lifetime (measured with
         // Bun 1.4.4: a later timeout(req, n) does not re-arm it), so connections that carried a
         // long-lived response keep no idle timer afterwards, like Pushpin's 1800 s stream timeout.
-        keepOpen: () => bunServer.timeout(request, 0)
+        keepOpen: () => bunServer.timeout(request, 0),
+        upgrade: (headers, socketHandler) =>
+          bunServer.upgrade(request, { headers, data: { handler: socketHandler, socket: undefined } })
       }
       return handler(request, client)
     }
@@ -36,6 +124,7 @@ const serve = (options: ServeOptions): RunningServer => {
     port,
     description: listener.kind === "tcp" ? `${listener.host}:${port}` : `unix:${listener.path}`,
     pendingRequests: () => server.pendingRequests,
+    openWebSockets: () => server.pendingWebSockets,
     stop: (force) => server.stop(force)
   }
 }

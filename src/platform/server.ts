@@ -21,9 +21,53 @@ export interface ClientConnection {
    * responses must never be cut by an inactivity timeout that knows nothing about GRIP.
    */
   readonly keepOpen: () => void
+  /**
+   * Switch this request's connection to WebSocket, answering 101 with `headers` added (the
+   * runtime writes Upgrade, Connection and Sec-WebSocket-Accept). False when the request cannot
+   * be upgraded; the request handler must then answer it. After true, the handler resolves to
+   * `undefined`: the 101 is the answer.
+   */
+  readonly upgrade: (headers: Headers, handler: ClientWebSocketHandler) => boolean
 }
 
-export type RequestHandler = (request: Request, client: ClientConnection) => Response | Promise<Response>
+/** What a send did: written to the socket, queued in the runtime's buffer, or dropped (buffer full). */
+export type SendOutcome = "sent" | "queued" | "dropped"
+
+/** A client WebSocket after the upgrade. */
+export interface ClientWebSocket {
+  sendText(text: string): SendOutcome
+  sendBinary(data: Uint8Array): SendOutcome
+  ping(data: Uint8Array): SendOutcome
+  pong(data: Uint8Array): SendOutcome
+  /** Close handshake; no code sends a close frame without one. */
+  close(code?: number, reason?: string): void
+  /** Drop the connection without a close handshake. */
+  terminate(): void
+  /** Stop reading from the client (backpressure towards it); sending still works. */
+  pause(): void
+  resume(): void
+  /** Bytes waiting in the runtime's send buffer. */
+  readonly bufferedAmount: number
+}
+
+/**
+ * The core's side of one client WebSocket. One object per connection, so the runtime keeps a
+ * reference to it and no closures.
+ */
+export interface ClientWebSocketHandler {
+  onOpen(socket: ClientWebSocket): void
+  onText(text: string): void
+  onBinary(data: Uint8Array): void
+  onPing(data: Uint8Array): void
+  onPong(data: Uint8Array): void
+  /** The send buffer emptied after a send returned `queued`. */
+  onDrain(): void
+  /** Always last, exactly once. 1005: close frame without a code; 1006: no close frame. */
+  onClose(code: number, reason: string): void
+}
+
+/** `undefined` means the request was upgraded to a WebSocket. */
+export type RequestHandler = (request: Request, client: ClientConnection) => Response | undefined | Promise<Response | undefined>
 
 export interface ServeOptions {
   readonly listener: ListenerSpec
@@ -42,6 +86,8 @@ export interface RunningServer {
   readonly description: string
   /** Requests in progress right now (a gauge, read cheaply). */
   readonly pendingRequests: () => number
+  /** Open client WebSockets right now (a gauge). */
+  readonly openWebSockets: () => number
   /** Stop accepting; when `force`, close connections that are still open. */
   readonly stop: (force: boolean) => Promise<void>
 }

@@ -20,6 +20,20 @@ import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
 import { parseJsonpRequest, wrapProxiedResponse, type JsonpContext } from "./jsonp.ts"
 import { answerTestRoute } from "./test-route.ts"
+import { connectTestWebSocket } from "./test-websocket.ts"
+import { makeOverHttpConnector } from "./ws-over-http.ts"
+import {
+  completeUpgrade,
+  connectToTargets,
+  INVALID_UPGRADE_TEXT,
+  isWebSocketUpgrade,
+  makeWsProxyStats,
+  offerGrip,
+  validWebSocketUpgrade,
+  type WsConnectOutcome,
+  type WsProxyDeps,
+  type WsProxyStats
+} from "./ws-proxy.ts"
 
 /** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
 export const MAX_REPLAYABLE_BODY_BYTES = 100_000
@@ -108,8 +122,10 @@ const readBodyUpTo = async (body: ReadableStream<Uint8Array>, limit: number): Pr
 }
 
 export class Proxy extends Context.Service<Proxy, {
-  readonly handle: (request: Request, client: ClientConnection) => Promise<Response>
+  /** `undefined`: the request was upgraded to a WebSocket. */
+  readonly handle: (request: Request, client: ClientConnection) => Promise<Response | undefined>
   readonly stats: Readonly<ProxyStats>
+  readonly webSocketStats: Readonly<WsProxyStats>
   readonly gates: ReadonlyMap<string, OriginGate>
 }>()("pushpin-ts/proxy/Proxy") {
   static readonly layer = Layer.effect(
@@ -118,7 +134,7 @@ export class Proxy extends Context.Service<Proxy, {
       const settings = yield* AppSettings
       const routes = yield* LiveRoutes
       const handler = yield* Handler
-      return makeProxy(settings.proxy, routes.current, handler.accept)
+      return makeProxy(settings.proxy, routes.current, handler)
     })
   )
 }
@@ -157,8 +173,9 @@ class HeldRequestOrigin<Facts extends { readonly uri: string }> implements Sessi
 export const makeProxy = (
   settings: ProxySettings,
   currentRoutes: () => RouteTable,
-  acceptGrip: Context.Service.Shape<typeof Handler>["accept"]
+  handler: Pick<Context.Service.Shape<typeof Handler>, "accept" | "openWebSocket">
 ) => {
+  const acceptGrip = handler.accept
   const stats: ProxyStats = { requests: 0, originErrors: 0, failovers: 0, shedOriginQueueFull: 0, gripHandoffs: 0 }
   const gates = new Map<string, OriginGate>()
   // Keyed by the Route object: a routes reload makes new routes, and their signers go with them.
@@ -197,8 +214,9 @@ export const makeProxy = (
     return textResponse(502, body)
   }
 
-  const handle = async (request: Request, client: ClientConnection): Promise<Response> => {
+  const handle = async (request: Request, client: ClientConnection): Promise<Response | undefined> => {
     stats.requests++
+    const upgrade = isWebSocketUpgrade(request.headers)
     const url = splitRequestTarget(request.url)
     const hostHeader = request.headers.get("host") ?? "localhost"
     const forwardedProto = settings.acceptXForwardedProtocol
@@ -206,7 +224,7 @@ export const makeProxy = (
       : undefined
     const isTls = client.isTls || forwardedProto === "https" || forwardedProto === "wss"
     const scheme = isTls ? "https" : "http"
-    const uri = `${scheme}://${hostHeader}${url.path}${url.search}`
+    const uri = `${upgrade ? (isTls ? "wss" : "ws") : scheme}://${hostHeader}${url.path}${url.search}`
     const method = request.method
     const table = currentRoutes()
 
@@ -215,7 +233,7 @@ export const makeProxy = (
     const chosen = requestedRouteId === null ? undefined : table.findById(requestedRouteId)
     if (chosen !== undefined) route = chosen
     else {
-      const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.path, isWebSocket: false, isTls })
+      const lookup = table.lookup({ host: hostWithoutPort(hostHeader), path: url.path, isWebSocket: upgrade, isTls })
       if (lookup._tag === "NoRoute") {
         const body = `No route for host: ${lookup.host}\n`
         accessLog(`${method} ${uri} code=502 ${Buffer.byteLength(body)}`)
@@ -223,6 +241,7 @@ export const makeProxy = (
       }
       route = lookup.route
     }
+    if (upgrade) return handleUpgrade(request, client, route, { url, hostHeader, uri, isTls })
     let body: RequestBody = undefined
     if (request.body !== null && method !== "GET" && method !== "HEAD") {
       const declared = Number(request.headers.get("content-length") ?? Number.NaN)
@@ -253,6 +272,71 @@ export const makeProxy = (
     // A JSON-P answer is a script, not a cross-origin response.
     if (crossOrigin && facts.jsonp === undefined) applyAutoCors(request.headers, response.headers)
     return response
+  }
+
+  const webSocketStats = makeWsProxyStats()
+  const webSocketDeps: WsProxyDeps = {
+    stats: webSocketStats,
+    environment: { stats: webSocketStats, openGripSession: handler.openWebSocket },
+    accessLog,
+    connectOverHttp: makeOverHttpConnector({ gripSig: (request) => signerFor(request.route)?.current() })
+  }
+
+  interface UpgradeFacts {
+    readonly url: { readonly path: string; readonly search: string }
+    readonly hostHeader: string
+    readonly uri: string
+    readonly isTls: boolean
+  }
+
+  /** A WebSocket upgrade: answered with the origin's 101 (bridged) or its refusal. */
+  const handleUpgrade = async (request: Request, client: ClientConnection, route: Route, facts: UpgradeFacts): Promise<Response | undefined> => {
+    const { url, hostHeader, uri, isTls } = facts
+    const logPrefix = `GET ${uri}${route.id === undefined ? "" : ` route=${route.id}`}`
+    if (!validWebSocketUpgrade(request.method, request.headers)) {
+      accessLog(`${logPrefix} code=400 ${INVALID_UPGRADE_TEXT.length + 1}`)
+      return textResponse(400, `${INVALID_UPGRADE_TEXT}\n`)
+    }
+    const debug = settings.debug || route.debug
+    const first = route.targets[0]
+    if (first === undefined) return badGateway(route, uri, "GET", "Route has no targets.")
+    let outcome: WsConnectOutcome
+    if (first.kind === "test") {
+      const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
+        ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
+        : url.path
+      const handshake = connectTestWebSocket(path, url.search, offerGrip(new Headers(), !route.noGrip))
+      outcome = { _tag: "Handshake", handshake, target: "test", implicitChannels: [] }
+    } else if (first.kind !== "origin") {
+      return badGateway(route, uri, "GET", `Target type ${first.kind}/ is not supported by pushpin-ts.`)
+    } else {
+      client.keepOpen()
+      outcome = await connectToTargets(webSocketDeps, route, client, (target) => ({
+        target,
+        route,
+        path: rewritePath(url.path, route) + url.search,
+        headers: offerGrip(
+          originRequestHeaders(request.headers, {
+            route,
+            proxy: settings,
+            peerAddress: client.remoteAddress,
+            scheme: isTls ? "wss" : "ws",
+            host: target.hostHeader ?? route.asHost ?? hostHeader,
+            gripSig: signerFor(route)?.current()
+          }),
+          !route.noGrip
+        )
+      }))
+    }
+    if (outcome._tag === "Failed") {
+      stats.originErrors++
+      if (outcome.status === 500) {
+        accessLog(`${logPrefix} -> ${outcome.target ?? "?"} code=500`)
+        return textResponse(500, `${outcome.detail}\n`)
+      }
+      return badGateway(route, uri, "GET", outcome.detail, outcome.target)
+    }
+    return completeUpgrade(webSocketDeps, outcome, route, client, { uri, debug, logPrefix })
   }
 
   interface RequestFacts {
@@ -550,5 +634,5 @@ export const makeProxy = (
     return new Response(counted, { status: upstream.status, statusText: upstream.statusText, headers })
   }
 
-  return { handle, stats, gates } as const
+  return { handle, stats, webSocketStats, gates } as const
 }
