@@ -485,8 +485,13 @@ export const completeUpgrade = (
   return undefined
 }
 
-/** Client headers for the origin's handshake: extensions replaced by `grip` on GRIP routes. */
+/**
+ * The proxied request headers made fit for a WebSocket handshake: no content coding to
+ * negotiate, and the client's extensions replaced by `grip` on GRIP routes (Pushpin never
+ * forwards extensions it could not handle itself).
+ */
 export const offerGrip = (headers: Headers, routeGrip: boolean): Headers => {
+  headers.delete("accept-encoding")
   headers.delete("sec-websocket-extensions")
   if (routeGrip) headers.set("sec-websocket-extensions", gripExtensionHeader())
   return headers

@@ -430,9 +430,10 @@ export class OriginWebSocket {
       case "pong":
         return handlers.onPong(event.payload)
       case "close":
-        // The origin started the close: answer with its code (RFC 6455 §5.5.1 "typically
-        // echos"). If we started it, this frame is the answer. Either way TCP may end now.
-        if (this.state === "open") this.writeFrame(Opcode.Close, encodeClosePayload(event.code))
+        // The origin started the close: answer with its code and reason (RFC 6455 §5.5.1
+        // "typically echos"; Pushpin relays the client's echo). If we started it, this frame is
+        // the answer. Either way TCP may end now.
+        if (this.state === "open") this.writeFrame(Opcode.Close, encodeClosePayload(event.code, event.reason))
         this.state = "closed"
         this.endSocket()
         return this.finish(() => handlers.onClose(event.code, event.reason, true))

@@ -526,7 +526,7 @@ describe("against raw origins", () => {
     )
   })
 
-  test("an origin's close is echoed with its code, and the client ends TCP", async () => {
+  test("an origin's close is echoed with its code and reason, and the client ends TCP", async () => {
     await withRawOrigin(
       ({ socket, key }) =>
         socket.write(Buffer.concat([Buffer.from(switching(key)), serverFrame(Opcode.Close, encodeClosePayload(4001, "done"))])),
@@ -541,7 +541,7 @@ describe("against raw origins", () => {
           ended = true
         })
         await waitFor("the client's FIN", () => ended || origin?.socket.readableEnded === true)
-        expect(clientFrames(origin)).toEqual([{ fin: true, opcode: Opcode.Close, payload: encodeClosePayload(4001) }])
+        expect(clientFrames(origin)).toEqual([{ fin: true, opcode: Opcode.Close, payload: encodeClosePayload(4001, "done") }])
       }
     )
   })
