@@ -20,6 +20,7 @@ import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
 import { parseJsonpRequest, wrapProxiedResponse, type JsonpContext } from "./jsonp.ts"
 import { answerTestRoute } from "./test-route.ts"
+import { WEBSOCKET_EVENTS_CONTENT_TYPE } from "../websocket/events.ts"
 import { connectTestWebSocket } from "./test-websocket.ts"
 import { makeOverHttpConnector } from "./ws-over-http.ts"
 import {
@@ -390,6 +391,14 @@ export const makeProxy = (
     }
     if (first.kind !== "origin") {
       return badGateway(route, uri, method, `Target type ${first.kind}/ is not supported by pushpin-ts.`)
+    }
+
+    // Only the gateway may speak WebSocket-over-HTTP to such an origin; a client that sends
+    // events itself could pose as any connection.
+    if (first.overHttp && (facts.headers.get("content-type") ?? "").split(";")[0] === WEBSOCKET_EVENTS_CONTENT_TYPE) {
+      const text = "Client not allowed to send WebSocket events directly.\n"
+      accessLog(`${method} ${uri}${routeTag} code=403 ${text.length}`)
+      return textResponse(403, text)
     }
 
     // Slow origins and long responses must not be cut by the connection's idle timer.

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import net from "node:net"
-import { deadPort } from "../support/origin.ts"
+import { deadPort, startOrigin } from "../support/origin.ts"
 import { eventually, publish, subscribed } from "../support/grip.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { connectClient, startWsOrigin, type OriginConnection, type WsOrigin } from "../support/ws.ts"
@@ -385,4 +385,26 @@ describe("a WebSocket client that stops reading", () => {
       await proxy.stop()
     }
   }, 40_000)
+})
+
+describe("over_http targets and plain HTTP clients", () => {
+  test("a client that sends WebSocket events itself gets 403; other requests are proxied", async () => {
+    const origin = startOrigin(() => new Response("plain answer\n"))
+    const proxy = await startPushpinTs({ args: ["--route", `* 127.0.0.1:${origin.port},over_http`] })
+    try {
+      const forged = await fetch(`${proxy.baseUrl}/events`, {
+        method: "POST",
+        headers: { "content-type": "application/websocket-events; charset=x", "connection-id": "someone-else" },
+        body: "TEXT 2\r\nhi\r\n"
+      })
+      expect(forged.status).toBe(403)
+      expect(await forged.text()).toBe("Client not allowed to send WebSocket events directly.\n")
+      expect(origin.seen).toHaveLength(0)
+      const plain = await fetch(`${proxy.baseUrl}/page`)
+      expect(await plain.text()).toBe("plain answer\n")
+    } finally {
+      await proxy.stop()
+      await origin.stop()
+    }
+  })
 })
