@@ -13,9 +13,21 @@
  * - an invalid upgrade request gets no answer at all (condure drops the connection).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { createHash } from "node:crypto"
 import { deadPort } from "../support/origin.ts"
+import {
+  closesOf,
+  makeSideRunner,
+  messagesOf,
+  payloadsOf,
+  publishTo,
+  sha1,
+  type SideBase,
+  type SideName,
+  untilSubscribed,
+  withoutProbes
+} from "../support/differential-sides.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
+import { webSocketAccept } from "../../src/websocket/origin-client.ts"
 import { referencePushpinAvailable, startReferencePushpin, type ReferencePushpin } from "../support/reference-pushpin.ts"
 import {
   headerOf,
@@ -34,12 +46,7 @@ import {
 
 const DEBUG = process.env["DIFFERENTIAL_DEBUG"] === "1"
 
-type SideName = "pushpin" | "pushpin-ts"
-
-interface Side {
-  readonly name: SideName
-  readonly port: number
-  readonly publishUrl: string
+interface Side extends SideBase {
   readonly origin: WsOrigin
 }
 
@@ -110,33 +117,11 @@ const onEvent = (connection: OriginConnection, event: WsEvent): void => {
 // ---------------------------------------------------------------------------------------------
 // Observations
 
-/** Messages and control frames as plain data; long or binary payloads by length and hash. */
-const summarise = (events: ReadonlyArray<WsEvent>): Array<string> =>
-  events.map((event) => {
-    switch (event.type) {
-      case "text":
-        return event.data.length > 100 ? `text ${event.data.length} chars sha1=${sha1(event.data)}` : `text ${JSON.stringify(event.data)}`
-      case "binary":
-        return `binary ${event.data.length} bytes ${event.data.length > 16 ? `sha1=${sha1(event.data)}` : event.data.toString("hex")}`
-      case "ping":
-      case "pong":
-        return `${event.type} ${JSON.stringify(event.data)}`
-      case "close":
-        return `close ${event.code ?? "(no code)"} ${JSON.stringify(event.reason)}`
-    }
-  })
-
-const sha1 = (data: string | Uint8Array): string => createHash("sha1").update(data).digest("hex").slice(0, 12)
-
-const messagesOf = (endpoint: WsEndpoint): Array<string> => summarise(endpoint.events.filter((event) => event.type === "text" || event.type === "binary"))
-const closesOf = (endpoint: WsEndpoint): Array<string> => summarise(endpoint.events.filter((event) => event.type === "close"))
-const payloadsOf = (endpoint: WsEndpoint, type: "ping" | "pong"): Array<string> =>
-  endpoint.events.flatMap((event) => (event.type === type ? [event.data] : []))
 /** The origin's messages less the test's own `cmd:` orders. */
 const originMessagesOf = (connection: OriginConnection): Array<string> =>
   messagesOf({ ...connection, events: connection.events.filter((event) => !(event.type === "text" && event.data.startsWith("cmd:"))) })
 
-const expectedAccept = (key: string): string => createHash("sha1").update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest("base64")
+const expectedAccept = webSocketAccept
 
 const describeGripSig = (token: string | undefined): string | undefined => {
   if (token === undefined) return undefined
@@ -196,77 +181,8 @@ describe.skipIf(!referencePushpinAvailable())("WebSockets: pushpin-ts and Pushpi
     return ws
   }
 
-  const runOn = async <A,>(name: SideName, scenario: (side: Side) => Promise<A>): Promise<A> => {
-    const side = sides.get(name)
-    if (side === undefined) throw new Error(`${name} did not start: ${broken.get(name) ?? "?"}`)
-    return scenario(side)
-  }
-
-  const valueOf = <A,>(what: string, name: SideName, outcome: PromiseSettledResult<A>): A => {
-    if (outcome.status === "rejected") throw new Error(`${what}: ${name === "pushpin" ? "Pushpin 1.36" : "pushpin-ts"} failed: ${String(outcome.reason)}`)
-    return outcome.value
-  }
-
-  /**
-   * Runs `scenario` once on each side, both at once, then checks, Pushpin first:
-   * - `alike`: the projection of Pushpin's result must equal `expected` (what Pushpin 1.36 was
-   *   seen to do), and pushpin-ts's must equal Pushpin's;
-   * - `differ` (known differences): each side's projection must equal its own expectation.
-   */
-  const verify = async <A, B, C>(
-    what: string,
-    scenario: (side: Side) => Promise<A>,
-    checks: {
-      readonly alike: (result: A) => B
-      readonly expected: B
-      readonly differ?: { readonly select: (result: A) => C; readonly pushpin: C; readonly "pushpin-ts": C }
-    }
-  ): Promise<void> => {
-    const [fromReference, fromOurs] = await Promise.allSettled([runOn("pushpin", scenario), runOn("pushpin-ts", scenario)])
-    if (DEBUG) {
-      for (const [name, outcome] of [["pushpin", fromReference], ["pushpin-ts", fromOurs]] as const) {
-        console.log(`${what} — ${name}: ${outcome.status === "fulfilled" ? JSON.stringify(outcome.value) : String(outcome.reason)}`)
-      }
-    }
-    // Each value is wrapped in the side's name so a failure says whose it is.
-    const referenceResult = valueOf(what, "pushpin", fromReference)
-    expect({ pushpin: checks.alike(referenceResult) }).toEqual({ pushpin: checks.expected })
-    if (checks.differ !== undefined) expect({ pushpin: checks.differ.select(referenceResult) }).toEqual({ pushpin: checks.differ.pushpin })
-    const oursResult = valueOf(what, "pushpin-ts", fromOurs)
-    expect({ "pushpin-ts": checks.alike(oursResult) }).toEqual({ "pushpin-ts": checks.alike(referenceResult) })
-    if (checks.differ !== undefined) expect({ "pushpin-ts": checks.differ.select(oursResult) }).toEqual({ "pushpin-ts": checks.differ["pushpin-ts"] })
-  }
-
-  /** `verify` with the whole result compared. */
-  const onBoth = <A,>(what: string, scenario: (side: Side) => Promise<A>, expected: A): Promise<void> =>
-    verify(what, scenario, { alike: (result: A) => result, expected })
-
-  const publish = async (side: Side, items: ReadonlyArray<unknown>): Promise<string> => {
-    const response = await fetch(`${side.publishUrl}/publish/`, { method: "POST", body: JSON.stringify({ items }) })
-    return `${response.status} ${(await response.text()).trim()}`
-  }
-
-  /**
-   * Subscriptions take effect asynchronously (Pushpin: proxy → handler over ZeroMQ). Publishes
-   * `probe-N` messages to `channel` until the client has one, the same way on both sides; the
-   * probes are left out of what is compared.
-   */
-  const untilSubscribed = async (side: Side, ws: RawWebSocket, channel: string): Promise<void> => {
-    const deadline = Date.now() + 5000
-    for (let n = 0; Date.now() < deadline; n++) {
-      await publish(side, [{ channel, formats: { "ws-message": { content: `probe-${n}` } } }])
-      const arrived = await ws
-        .waitFor("a probe", (events) => events.some((event) => event.type === "text" && event.data.startsWith("probe-")), 150)
-        .then(() => true, () => false)
-      if (arrived) {
-        // Let any probe still on its way land before the real publishes.
-        await Bun.sleep(100)
-        return
-      }
-    }
-    throw new Error(`${side.name}: the client never got a publish to ${channel}; it got ${JSON.stringify(summarise(ws.events))}`)
-  }
-  const withoutProbes = (messages: Array<string>): Array<string> => messages.filter((message) => !message.startsWith('text "probe-'))
+  const { verify, onBoth } = makeSideRunner(sides, broken, DEBUG)
+  const publish = publishTo
 
   // -------------------------------------------------------------------------------------------
   // 1. Echo passthrough
