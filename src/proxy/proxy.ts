@@ -18,6 +18,7 @@ import type { ClientConnection } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
+import { errorCode, NEVER_REACHED_ORIGIN_CODES } from "./connect-errors.ts"
 import { parseJsonpRequest, wrapProxiedResponse, type JsonpContext } from "./jsonp.ts"
 import { answerTestRoute } from "./test-route.ts"
 import { WEBSOCKET_EVENTS_CONTENT_TYPE } from "../websocket/events.ts"
@@ -61,30 +62,11 @@ const TEXT_PLAIN = { "content-type": "text/plain" }
 const textResponse = (status: number, body: string, extraHeaders: Record<string, string> = {}): Response =>
   new Response(body, { status, headers: { ...TEXT_PLAIN, ...extraHeaders } })
 
-/** Errors that mean "this target never got the request": safe to try the next one. */
-const CONNECT_ERROR_CODES = new Set([
-  "ECONNREFUSED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ConnectionRefused",
-  "ConnectionClosed",
-  "ETIMEDOUT",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "CERT_HAS_EXPIRED",
-  "ERR_TLS_CERT_ALTNAME_INVALID"
-])
-
-const errorCode = (error: unknown): string | undefined => {
-  if (typeof error === "object" && error !== null && "code" in error) {
-    const code = (error as { code: unknown }).code
-    return typeof code === "string" ? code : undefined
-  }
-  return undefined
-}
+/**
+ * Errors that mean "this target never got the request": safe to try the next one. A connection
+ * Bun's fetch found closed before it wrote anything counts too (failover only, never a retry).
+ */
+const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([...NEVER_REACHED_ORIGIN_CODES, "ConnectionClosed"])
 
 const describeError = (error: unknown): string => {
   const code = errorCode(error)

@@ -5,6 +5,7 @@
  */
 import { Data, Effect, Schedule } from "effect"
 import { WEBSOCKET_EVENTS_CONTENT_TYPE, stripClientRequestHeaders } from "../websocket/events.ts"
+import { errorCode, NEVER_REACHED_ORIGIN_CODES } from "./connect-errors.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Bounds (Pushpin's values, src/proxy/websocketoverhttp.cpp)
@@ -140,33 +141,11 @@ export class WohRequestError extends Data.TaggedError("WohRequestError")<{
   }
 }
 
-/** Codes meaning the request never reached the origin (Bun's fetch and Node's names). */
-const CONNECT_ERROR_CODES: ReadonlySet<string> = new Set([
-  "ECONNREFUSED",
-  "ConnectionRefused",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ETIMEDOUT",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "CERT_HAS_EXPIRED",
-  "ERR_TLS_CERT_ALTNAME_INVALID"
-])
-
 /** The abort reason of an exchange that ran out of time. */
 export class RequestTimeout extends Error {
   constructor(readonly timeoutMs: number) {
     super(`no answer within ${timeoutMs} ms`)
   }
-}
-
-const errorCode = (error: unknown): string | undefined => {
-  if (typeof error !== "object" || error === null || !("code" in error)) return undefined
-  const code: unknown = error.code
-  return typeof code === "string" ? code : undefined
 }
 
 /** Classifies what fetch (or reading its body) threw. */
@@ -177,7 +156,7 @@ export const requestFailure = (error: unknown, where: string): WohRequestError =
   }
   const code = errorCode(error) ?? "EUNKNOWN"
   const text = error instanceof Error ? error.message : String(error)
-  const reason = CONNECT_ERROR_CODES.has(code) ? "connect" : "broken"
+  const reason = NEVER_REACHED_ORIGIN_CODES.has(code) ? "connect" : "broken"
   return new WohRequestError({ reason, code, message: `${where}: ${text}` })
 }
 
