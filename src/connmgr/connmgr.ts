@@ -7,9 +7,11 @@
 import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
+import { Handler } from "../handler/handler.ts"
 import { log } from "../log/log.ts"
 import { ListenError, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { splitRequestTarget } from "../proxy/headers.ts"
+import { Operations } from "../metrics/operations.ts"
 import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
 
 /** Connections with no request in progress are closed after this long (slow-loris guard). */
@@ -18,10 +20,15 @@ export const CLIENT_IDLE_TIMEOUT_SECONDS = 120
 /** In-flight requests get this long to finish on a graceful stop before connections are cut. */
 export const SHUTDOWN_DRAIN_DEADLINE_MS = 5000
 
+/** WebSocket close code for a server going down. */
+const WEBSOCKET_GOING_AWAY = 1001
+
 /** Bun refuses request bodies past this; the proxy streams anything larger than 100 KB. */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024 * 1024
 
 export interface ConnmgrStats {
+  /** Every request a listener received, shed ones included (Pushpin's `request_received`). */
+  received: number
   shedMaxconn: number
   headerTooLarge: number
   internalErrors: number
@@ -45,8 +52,10 @@ export class Connmgr extends Context.Service<Connmgr, {
       const settings = yield* AppSettings
       const runtime = yield* ServerRuntimeService
       const proxy = yield* Proxy
+      const operations = yield* Operations
+      const handler = yield* Handler
       const { clientMaxconn, clientBufferSize } = settings.runner
-      const stats: ConnmgrStats = { shedMaxconn: 0, headerTooLarge: 0, internalErrors: 0 }
+      const stats: ConnmgrStats = { received: 0, shedMaxconn: 0, headerTooLarge: 0, internalErrors: 0 }
       const servers: Array<RunningServer> = []
       const inFlight = () => {
         let total = 0
@@ -54,7 +63,8 @@ export class Connmgr extends Context.Service<Connmgr, {
         return total
       }
 
-      const handler = (request: Request, client: Parameters<typeof proxy.handle>[1]): Response | Promise<Response | undefined> => {
+      const admit = (request: Request, client: Parameters<typeof proxy.handle>[1]): Response | Promise<Response | undefined> => {
+        stats.received++
         // pendingRequests already counts this request.
         if (inFlight() > clientMaxconn) {
           stats.shedMaxconn++
@@ -87,7 +97,7 @@ export class Connmgr extends Context.Service<Connmgr, {
             try: () =>
               runtime.serve({
                 listener: { kind: "tcp", host: address.host, port: address.port },
-                handler,
+                handler: admit,
                 idleTimeoutSeconds: CLIENT_IDLE_TIMEOUT_SECONDS,
                 maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
                 onError
@@ -98,19 +108,32 @@ export class Connmgr extends Context.Service<Connmgr, {
                 reason: cause instanceof Error ? cause.message : String(cause)
               })
           }),
-          (server) =>
-            Effect.promise(async () => {
-              const drained = server.stop(false)
-              const deadline = new Promise<"deadline">((resolve) => setTimeout(() => resolve("deadline"), SHUTDOWN_DRAIN_DEADLINE_MS).unref())
-              if ((await Promise.race([drained, deadline])) === "deadline") await server.stop(true)
-            })
+          // Whatever the graceful stop below left open is cut here.
+          (server) => Effect.promise(() => server.stop(true))
         )
+
+      /**
+       * Graceful stop, in order: readiness turns false, listeners stop accepting, held requests
+       * are answered (streams end, response holds get their timeout response), WebSockets get a
+       * 1001 close, and requests still in flight to origins get until the deadline.
+       */
+      const drain = Effect.promise(async () => {
+        operations.markStopping()
+        const drained = Promise.all(servers.map((server) => server.stop(false)))
+        const ended = handler.endHeldSessions()
+        for (const server of servers) server.closeWebSockets(WEBSOCKET_GOING_AWAY, "Server shutting down")
+        const deadline = new Promise<"deadline">((resolve) => setTimeout(() => resolve("deadline"), SHUTDOWN_DRAIN_DEADLINE_MS).unref())
+        const outcome = await Promise.race([drained, deadline])
+        log.write("connmgr", 2, `stop: ${ended} held connection(s) ended${outcome === "deadline" ? `; requests still in flight after ${SHUTDOWN_DRAIN_DEADLINE_MS} ms are cut` : ""}`)
+      })
 
       for (const address of settings.runner.httpPorts) {
         const server = yield* listen(address)
         servers.push(server)
         yield* Effect.logInfo(`listening for clients on http://${server.description}`)
       }
+      // Added after the listeners, so it runs before their release.
+      yield* Effect.addFinalizer(() => drain)
       return Connmgr.of({ servers, stats, inFlight })
     }).pipe(Effect.annotateLogs({ service: "connmgr" }))
   )

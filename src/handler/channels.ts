@@ -17,6 +17,11 @@ export interface Subscriber<Item> {
   deliver(item: Item, channel: string): void
   /** Ask the origin again for what this subscriber may have missed (HTTP sessions only). */
   update?(priority: UpdatePriority): void
+  /**
+   * The server is stopping: end the connection cleanly now (HTTP sessions only; WebSockets are
+   * closed by connmgr with 1001).
+   */
+  shutdown?(): void
 }
 
 export interface ChannelEvents {

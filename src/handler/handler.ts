@@ -8,6 +8,8 @@ import type { Route } from "../config/types.ts"
 import { parseInstruct, streamHoldError } from "../grip/instruct.ts"
 import { decodePublishBody, type PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
+import { Operations } from "../metrics/operations.ts"
+import { splitRequestTarget } from "../proxy/headers.ts"
 import { wrapProxiedResponse, type JsonpContext } from "../proxy/jsonp.ts"
 import { ListenError, type ClientConnection, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { ChannelIndex, type Subscriber } from "./channels.ts"
@@ -78,6 +80,10 @@ export interface HandlerStats {
   readonly timers: () => number
   readonly updatesWaiting: () => number
   readonly lingeringChannels: () => number
+  /** Deliveries waiting for their route's `message_rate`. */
+  readonly rateLimiterQueued: () => number
+  /** Publishes waiting for their `prev-id` (up to `message_wait`). */
+  readonly sequencerParked: () => number
 }
 
 export class Handler extends Context.Service<Handler, {
@@ -88,6 +94,8 @@ export class Handler extends Context.Service<Handler, {
   readonly publish: (items: ReadonlyArray<PublishItem>) => void
   /** Pushpin's `recover`: forget every last id and have every HTTP session ask its origin again. */
   readonly recover: () => void
+  /** Graceful stop: answer every held request now (streams end, response holds get their timeout response). */
+  readonly endHeldSessions: () => number
   readonly stats: HandlerStats
   /** The publish API listener, when `push_in_http_port` is set. */
   readonly publishServer: RunningServer | undefined
@@ -97,6 +105,7 @@ export class Handler extends Context.Service<Handler, {
     Effect.gen(function*() {
       const settings = yield* AppSettings
       const runtime = yield* ServerRuntimeService
+      const operations = yield* Operations
       const { handler: handlerSettings, proxy: proxySettings } = settings
       const wheel = yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -202,6 +211,16 @@ export class Handler extends Context.Service<Handler, {
         for (const subscriber of sessions) subscriber.update?.("low")
       }
 
+      const endHeldSessions = (): number => {
+        let ended = 0
+        for (const subscriber of channels.subscribers()) {
+          if (subscriber.shutdown === undefined) continue
+          subscriber.shutdown()
+          ended++
+        }
+        return ended
+      }
+
       const instructFailed = (handoff: GripHandoff, message: string): Response => {
         instructErrors++
         log.write("handler", 1, `${handoff.request.method} ${handoff.request.uri}: bad GRIP instructions from origin: ${message}`)
@@ -228,7 +247,8 @@ export class Handler extends Context.Service<Handler, {
         const streamError = streamHoldError(instruct)
         if (streamError !== undefined) return instructFailed(handoff, streamError.message)
         const plan = planFrom(instruct)
-        if (instruct.holdMode === "none" && plan.nextLink === undefined) {
+        // While stopping, a hold arriving late is answered at once, as the held ones were.
+        if ((instruct.holdMode === "none" && plan.nextLink === undefined) || operations.stopping()) {
           const { status, statusText, headers, body } = plan.response
           if (handoff.jsonp === undefined) return new Response(body, { status, statusText, headers })
           // Pushpin's handler gives such a response back to the proxy, which wraps it as any other.
@@ -273,7 +293,10 @@ export class Handler extends Context.Service<Handler, {
             try: () =>
               runtime.serve({
                 listener: { kind: "tcp", host: handlerSettings.pushInHttpAddr, port: handlerSettings.pushInHttpPort ?? 0 },
-                handler: (request) => publishApi.handle(request),
+                handler: (request) => {
+                  const operatorEndpoint = request.method === "GET" ? operations.endpoint(splitRequestTarget(request.url).path) : undefined
+                  return operatorEndpoint === undefined ? publishApi.handle(request) : operatorEndpoint(request)
+                },
                 idleTimeoutSeconds: PUBLISH_API_IDLE_TIMEOUT_SECONDS,
                 maxRequestBodyBytes: handlerSettings.pushInHttpMaxBodySize + 1,
                 onError: (error) => {
@@ -294,6 +317,7 @@ export class Handler extends Context.Service<Handler, {
         openWebSocket,
         publish,
         recover,
+        endHeldSessions,
         publishServer,
         stats: {
           holds: holds.stats,
@@ -306,7 +330,9 @@ export class Handler extends Context.Service<Handler, {
           subscriptions: () => channels.subscriptionCount,
           timers: () => wheel.size,
           updatesWaiting: () => updates.size,
-          lingeringChannels: () => lingering.size
+          lingeringChannels: () => lingering.size,
+          rateLimiterQueued: () => limiter.queuedCount,
+          sequencerParked: () => sequencer.parkedCount
         }
       })
     }).pipe(Effect.annotateLogs({ service: "handler" }))

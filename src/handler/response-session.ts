@@ -92,6 +92,11 @@ export class ResponseSession extends Session {
     return new Response(wrapped.body, { status: 200, statusText: "OK", headers: wrapped.headers })
   }
 
+  /** The timeout response is the answer the origin chose for "nothing happened": the client polls again. */
+  shutdown(): void {
+    this.finish(this.answer(this.plan.response))
+  }
+
   update(priority: UpdatePriority): void {
     if (this.state === "done" || (this.state === "waiting" && priority === "low")) return
     if (priority === "high") this.retry()

@@ -358,6 +358,11 @@ export class StreamSession extends Session {
     controller.close()
   }
 
+  /** Ends the body properly (the chunked terminator), so the client sees a finished stream, not a cut one. */
+  shutdown(): void {
+    this.end()
+  }
+
   private end(): void {
     const controller = this.controller
     if (this.state === "closed") return

@@ -63,13 +63,14 @@ class BunClientWebSocket implements ClientWebSocket {
   }
 }
 
-const websocketHandlers: Bun.WebSocketHandler<SocketData> = {
+const makeWebSocketHandlers = (open: Set<Bun.ServerWebSocket<SocketData>>): Bun.WebSocketHandler<SocketData> => ({
   // Pushpin's connmgr closes a WebSocket only after 1800 s without any I/O and never pings on
   // its own; the core runs its own keep-alives (GRIP `keep-alive`), so Bun's are off.
   idleTimeout: 0,
   sendPings: false,
   perMessageDeflate: false,
   open(ws) {
+    open.add(ws)
     const socket = new BunClientWebSocket(ws)
     ws.data.socket = socket
     ws.data.handler.onOpen(socket)
@@ -88,14 +89,17 @@ const websocketHandlers: Bun.WebSocketHandler<SocketData> = {
     ws.data.handler.onDrain()
   },
   close(ws, code, reason) {
+    open.delete(ws)
     ws.data.handler.onClose(code, reason)
   }
-}
+})
 
 const serve = (options: ServeOptions): RunningServer => {
   const { listener, handler } = options
   const isTls = false
   const listenerPort = listener.kind === "tcp" ? listener.port : 0
+  // Bun has no way to list a server's WebSockets; a graceful stop needs to close them.
+  const openSockets = new Set<Bun.ServerWebSocket<SocketData>>()
   const address = listener.kind === "tcp" ? { hostname: listener.host, port: listener.port } : { unix: listener.path }
   const server: Bun.Server<SocketData> = Bun.serve<SocketData>({
     ...(address as { hostname: string; port: number }),
@@ -103,7 +107,7 @@ const serve = (options: ServeOptions): RunningServer => {
     maxRequestBodySize: options.maxRequestBodyBytes,
     development: false,
     error: options.onError,
-    websocket: websocketHandlers,
+    websocket: makeWebSocketHandlers(openSockets),
     fetch(request, bunServer) {
       const client: ClientConnection = {
         remoteAddress: bunServer.requestIP(request)?.address,
@@ -125,6 +129,9 @@ const serve = (options: ServeOptions): RunningServer => {
     description: listener.kind === "tcp" ? `${listener.host}:${port}` : `unix:${listener.path}`,
     pendingRequests: () => server.pendingRequests,
     openWebSockets: () => server.pendingWebSockets,
+    closeWebSockets: (code, reason) => {
+      for (const ws of [...openSockets]) ws.close(code, reason)
+    },
     stop: (force) => server.stop(force)
   }
 }

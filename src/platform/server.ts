@@ -88,6 +88,8 @@ export interface RunningServer {
   readonly pendingRequests: () => number
   /** Open client WebSockets right now (a gauge). */
   readonly openWebSockets: () => number
+  /** Close every open client WebSocket with a close frame (graceful stop: 1001 "going away"). */
+  readonly closeWebSockets: (code: number, reason: string) => void
   /** Stop accepting; when `force`, close connections that are still open. */
   readonly stop: (force: boolean) => Promise<void>
 }

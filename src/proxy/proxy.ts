@@ -449,6 +449,7 @@ export const makeProxy = (
   /** Tries the route's targets in order; the next one only when this one never got the request. */
   const sendToTargets = async (route: Route, outgoing: TargetRequest): Promise<TargetOutcome> => {
     const failures: Array<string> = []
+    const lastTarget = route.targets[route.targets.length - 1]
     for (const target of route.targets) {
       if (target.kind !== "origin") continue
       const authority = targetAuthority(target)
@@ -471,7 +472,7 @@ export const makeProxy = (
         failures.push(`${authority} (${describeError(error)})`)
         const replayable = outgoing.body === undefined || outgoing.body instanceof Uint8Array
         if (replayable && CONNECT_ERROR_CODES.has(errorCode(error) ?? "")) {
-          stats.failovers++
+          if (target !== lastTarget) stats.failovers++
           continue
         }
         break

@@ -403,6 +403,7 @@ export const connectToTargets = async (
   requestFor: (target: OriginTarget) => WsConnectRequest
 ): Promise<WsConnectOutcome> => {
   const failures: Array<string> = []
+  const lastTarget = route.targets[route.targets.length - 1]
   for (const target of route.targets) {
     if (target.kind !== "origin") continue
     const request = requestFor(target)
@@ -422,7 +423,7 @@ export const connectToTargets = async (
     } catch (error) {
       if (error instanceof OriginConnectError) {
         failures.push(`${authority} (${error.message})`)
-        deps.stats.failovers++
+        if (target !== lastTarget) deps.stats.failovers++
         continue
       }
       if (error instanceof OriginHandshakeError && error.reason === "rejection-too-large") {

@@ -11,6 +11,8 @@ import type { ListenAddress, LogLevelSpec } from "../config/types.ts"
 import { Connmgr } from "../connmgr/connmgr.ts"
 import { Handler } from "../handler/handler.ts"
 import { installLogWriter, log, makeLogWriter, PushpinLoggerLayer } from "../log/log.ts"
+import { Metrics } from "../metrics/metrics.ts"
+import { Operations } from "../metrics/operations.ts"
 import { BunServerRuntime } from "../platform/bun-server.ts"
 import { ServerRuntimeService } from "../platform/server.ts"
 import { Proxy } from "../proxy/proxy.ts"
@@ -68,10 +70,12 @@ export const serve = (options: RunOptions) =>
     )
     for (const warning of services.warnings) yield* Effect.logWarning(`services: ${warning}`)
 
-    const app = Layer.mergeAll(Connmgr.layer, ReloadOnHangup).pipe(
+    const app = Layer.mergeAll(Metrics.layer, ReloadOnHangup).pipe(
+      Layer.provideMerge(Connmgr.layer),
       Layer.provideMerge(Proxy.layer),
       Layer.provideMerge(LiveRoutes.layer(options.routes)),
       Layer.provideMerge(Handler.layer),
+      Layer.provideMerge(Operations.layer),
       Layer.provide(Layer.succeed(ServerRuntimeService, BunServerRuntime)),
       Layer.provide(Layer.succeed(AppSettings, settings))
     )
