@@ -2,9 +2,17 @@
 import { mapServices } from "./services.ts"
 import { BUILT_IN_NAME } from "./settings.ts"
 import { describeSigningKey } from "./signingKey.ts"
-import type { ListenAddress, LogLevelSpec, Settings, XForwardedForRules } from "./types.ts"
+import type { ListenAddress, LocalPort, LogLevelSpec, Settings, XForwardedForRules } from "./types.ts"
 
 const formatAddress = (a: ListenAddress): string => `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}`
+const formatLocalPort = (p: LocalPort): string => {
+  const params = [
+    ...(p.mode === undefined ? [] : [`mode=${p.mode.toString(8).padStart(4, "0")}`]),
+    ...(p.user === undefined ? [] : [`user=${p.user}`]),
+    ...(p.group === undefined ? [] : [`group=${p.group}`])
+  ]
+  return params.length === 0 ? p.path : `${p.path}?${params.join("&")}`
+}
 const formatList = (items: ReadonlyArray<string>): string => (items.length === 0 ? "(none)" : items.join(","))
 const formatOptional = (value: string | number | undefined, none: string): string => (value === undefined ? none : String(value))
 const formatXff = (rules: XForwardedForRules): string =>
@@ -33,7 +41,8 @@ export const describeSettings = (settings: Settings): string => {
       ["services", `${formatList(runner.services)} (${mapServices(runner.services).mapped})`],
       ["http_port", formatList(runner.httpPorts.map(formatAddress))],
       ["https_ports", formatList(runner.httpsPorts.map(formatAddress))],
-      ["local_ports", formatList(runner.localPorts)],
+      ["tls certs dir", runner.certsDir],
+      ["local_ports", formatList(runner.localPorts.map(formatLocalPort))],
       ["logdir", runner.logdir],
       ["log_level", formatLogLevel(runner.logLevel)],
       ["client_buffer_size", String(runner.clientBufferSize)],

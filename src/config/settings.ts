@@ -20,7 +20,7 @@ import { type ConfigError, configError, type ConfigWarning, configWarning, displ
 import { iniGet, type IniEntry, type IniFile, parseIni } from "./ini.ts"
 import { mapServices } from "./services.ts"
 import { type KeyUse, parseSigningKey } from "./signingKey.ts"
-import type { ListenAddress, LogLevelSpec, Settings, SigningKey } from "./types.ts"
+import type { ListenAddress, LocalPort, LogLevelSpec, Settings, SigningKey } from "./types.ts"
 import * as V from "./values.ts"
 
 export { DEFAULT_ROUTES_TEXT } from "./routes.ts"
@@ -341,7 +341,12 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
   const clientMaxconn = yield* r.value("runner", "client_maxconn", V.nonNegativeInt, 50000)
   let httpPorts = yield* r.value("runner", "http_port", V.listenAddresses, [])
   let httpsPorts = yield* r.value("runner", "https_ports", V.listenAddresses, [])
-  let localPorts = yield* r.value("runner", "local_ports", V.list, [])
+  if (httpsPorts.some((address) => address.port === 0)) {
+    // As Pushpin's runner: the default certificate is named after the port (default_<port>.crt).
+    const entry = r.entry("runner", "https_ports")
+    return yield* configError(entry?.file, entry?.line, "[runner] https_ports: port 0 is not allowed (the default certificate is named after the port)")
+  }
+  let localPorts = yield* readLocalPorts(r, cwd, warnings)
   if (options.portOverride !== undefined) {
     httpPorts = [options.portOverride]
     httpsPorts = []
@@ -355,6 +360,7 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
     httpPorts,
     httpsPorts,
     localPorts,
+    certsDir: resolve(configDir, "runner", "certs"),
     logdir: r.text("runner", "logdir", "log"),
     logLevel: yield* r.value("runner", "log_level", V.logLevelSpec, { level: 2, perService: new Map() } satisfies LogLevelSpec),
     clientBufferSize: yield* r.value("runner", "client_buffer_size", V.positiveInt, 8192),
@@ -462,6 +468,25 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
   const settings: Settings = { configFile, configDir, global, runner, proxy, handler }
   return { settings, warnings }
 })
+
+const readLocalPorts = (
+  r: KeyReader,
+  cwd: string,
+  warnings: Array<ConfigWarning>
+): Effect.Effect<ReadonlyArray<LocalPort>, ConfigError> => {
+  const entry = r.entry("runner", "local_ports")
+  if (entry === undefined) return Effect.succeed([])
+  const ports: Array<LocalPort> = []
+  for (const item of V.splitList(entry.value)) {
+    const parsed = V.parseLocalPort(item)
+    if (!parsed.ok) return Effect.fail(configError(entry.file, entry.line, `[runner] local_ports: ${parsed.reason}`))
+    for (const name of parsed.ignoredParams) {
+      warnings.push(configWarning(entry.file, entry.line, `[runner] local_ports: unknown parameter "${name}" ignored (known: mode, user, group)`))
+    }
+    ports.push({ ...parsed.port, path: resolve(cwd, parsed.port.path) })
+  }
+  return Effect.succeed(ports)
+}
 
 // Pushpin also takes `ipc://path` here; we serve Prometheus over TCP only.
 const prometheusPort = (

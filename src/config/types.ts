@@ -10,6 +10,21 @@ export interface ListenAddress {
   readonly port: number
 }
 
+/**
+ * A `local_ports` entry: a unix-socket listener. Pushpin 1.36 took the whole value as the path;
+ * 1.37 added `?mode=<octal>&user=&group=`, which is read here too.
+ */
+export interface LocalPort {
+  /** Absolute path; a relative one resolves against the working directory, as Pushpin's does. */
+  readonly path: string
+  /** Permission bits set on the socket file after it is bound. */
+  readonly mode: number | undefined
+  /** Owner set on the socket file after it is bound: a user name or a numeric uid. */
+  readonly user: string | undefined
+  /** Group set on the socket file after it is bound: a group name or a numeric gid. */
+  readonly group: string | undefined
+}
+
 /** Pushpin log levels: 0 error, 1 warn, 2 info, 3 debug, 4 trace. */
 export type LogLevelNumber = 0 | 1 | 2 | 3 | 4
 
@@ -47,7 +62,13 @@ export interface RunnerSettings {
   readonly services: ReadonlyArray<string>
   readonly httpPorts: ReadonlyArray<ListenAddress>
   readonly httpsPorts: ReadonlyArray<ListenAddress>
-  readonly localPorts: ReadonlyArray<string>
+  readonly localPorts: ReadonlyArray<LocalPort>
+  /**
+   * Where TLS certificates for `https_ports` are read from: `runner/certs/` next to pushpin.conf
+   * (Pushpin's runner passes the same directory to its connmgr), or under the working directory
+   * when there is no config file.
+   */
+  readonly certsDir: string
   readonly logdir: string
   readonly logLevel: LogLevelSpec
   readonly clientBufferSize: number

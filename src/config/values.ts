@@ -3,7 +3,7 @@
  * produces `expected <what>, got "<value>"` at the key's file and line.
  */
 import { Option, Schema, SchemaTransformation } from "effect"
-import type { ListenAddress, LogLevelNumber, LogLevelSpec, SetXForwardedProtocol, XForwardedForRules } from "./types.ts"
+import type { ListenAddress, LocalPort, LogLevelNumber, LogLevelSpec, SetXForwardedProtocol, XForwardedForRules } from "./types.ts"
 
 export interface ValueCodec<A> {
   /** Completes "expected ...". */
@@ -89,6 +89,42 @@ export const listenAddresses: ValueCodec<ReadonlyArray<ListenAddress>> = {
       out.push(address)
     }
     return Option.some(out)
+  }
+}
+
+/** The query parameters a `local_ports` entry may carry (Pushpin 1.37's runner reads these three). */
+const LOCAL_PORT_PARAMS: ReadonlySet<string> = new Set(["mode", "user", "group"])
+
+export type LocalPortParse =
+  | { readonly ok: true; readonly port: LocalPort; readonly ignoredParams: ReadonlyArray<string> }
+  | { readonly ok: false; readonly reason: string }
+
+/**
+ * `path[?mode=<octal>&user=<name>&group=<name>]`. The path is taken literally, as Pushpin 1.36
+ * did with the whole value; only the query is decoded. Parameters other than the three are
+ * reported back (Pushpin ignores them silently; a typo deserves a warning). An empty `user=` or
+ * `group=` means unset, as in Pushpin.
+ */
+export const parseLocalPort = (text: string): LocalPortParse => {
+  const queryStart = text.indexOf("?")
+  const path = queryStart < 0 ? text : text.slice(0, queryStart)
+  if (path === "") return { ok: false, reason: `no socket path in ${JSON.stringify(text)}` }
+  const params = new URLSearchParams(queryStart < 0 ? "" : text.slice(queryStart + 1))
+  let mode: number | undefined
+  const modeText = params.get("mode")
+  if (modeText !== null) {
+    // At most four octal digits (setuid/setgid/sticky, then rwx for owner, group, others),
+    // after any leading zeros: 660, 0660 and 00660 are the same mode.
+    if (!/^0*[0-7]{1,4}$/.test(modeText)) {
+      return { ok: false, reason: `mode: expected octal permissions (e.g. 660), got ${JSON.stringify(modeText)}` }
+    }
+    mode = Number.parseInt(modeText, 8)
+  }
+  const nonEmpty = (value: string | null) => (value === null || value === "" ? undefined : value)
+  return {
+    ok: true,
+    port: { path, mode, user: nonEmpty(params.get("user")), group: nonEmpty(params.get("group")) },
+    ignoredParams: [...new Set(params.keys())].filter((name) => !LOCAL_PORT_PARAMS.has(name))
   }
 }
 

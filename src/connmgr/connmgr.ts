@@ -1,18 +1,23 @@
 /**
- * connmgr: owns the client listeners. It admits or sheds each request before any other work
- * is done, enforces the header limit with Pushpin's text, and hands admitted requests to the
- * proxy. Bun.serve has no accept cap, so `client_maxconn` is enforced here on requests in
- * progress plus open WebSockets: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
+ * connmgr: owns the client listeners (`http_port`, `https_ports` with certificates from
+ * `tls-certs.ts`, `local_ports` unix sockets via `local-socket.ts`). All of them share one
+ * request handler, so upgrades and holds behave the same on each. It admits or sheds each
+ * request before any other work is done, enforces the header limit with Pushpin's text, and
+ * hands admitted requests to the proxy. Bun.serve has no accept cap, so `client_maxconn` is
+ * enforced here on requests in progress plus open WebSockets: past it a client gets 503 +
+ * Retry-After at once instead of a reset or a hang.
  */
 import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
 import { Handler } from "../handler/handler.ts"
 import { log } from "../log/log.ts"
-import { ListenError, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
+import { ListenError, type ListenerSpec, type RunningServer, ServerRuntimeService } from "../platform/server.ts"
 import { splitRequestTarget } from "../proxy/headers.ts"
 import { Operations } from "../metrics/operations.ts"
 import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
+import { applySocketOwnership, prepareSocketPath } from "./local-socket.ts"
+import { certificatesForPort, readCertsDir } from "./tls-certs.ts"
 
 /** Connections with no request in progress are closed after this long (slow-loris guard). */
 export const CLIENT_IDLE_TIMEOUT_SECONDS = 120
@@ -91,26 +96,23 @@ export class Connmgr extends Context.Service<Connmgr, {
         return new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } })
       }
 
-      const listen = (address: ListenAddress) =>
+      const listen = (listener: ListenerSpec, address: string) =>
         Effect.acquireRelease(
           Effect.try({
             try: () =>
               runtime.serve({
-                listener: { kind: "tcp", host: address.host, port: address.port },
+                listener,
                 handler: admit,
                 idleTimeoutSeconds: CLIENT_IDLE_TIMEOUT_SECONDS,
                 maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
                 onError
               }),
-            catch: (cause) =>
-              new ListenError({
-                address: `${address.host}:${address.port}`,
-                reason: cause instanceof Error ? cause.message : String(cause)
-              })
+            catch: (cause) => new ListenError({ address, reason: cause instanceof Error ? cause.message : String(cause) })
           }),
           // Whatever the graceful stop below left open is cut here.
           (server) => Effect.promise(() => server.stop(true))
         )
+      const tcpAddress = (address: ListenAddress) => `${address.host}:${address.port}`
 
       /**
        * Graceful stop, in order: readiness turns false, listeners stop accepting, held requests
@@ -128,9 +130,33 @@ export class Connmgr extends Context.Service<Connmgr, {
       })
 
       for (const address of settings.runner.httpPorts) {
-        const server = yield* listen(address)
+        const server = yield* listen({ kind: "tcp", host: address.host, port: address.port }, tcpAddress(address))
         servers.push(server)
         yield* Effect.logInfo(`listening for clients on http://${server.description}`)
+      }
+
+      const { httpsPorts } = settings.runner
+      if (httpsPorts.length > 0) {
+        const certsDir = yield* readCertsDir(settings.runner.certsDir)
+        for (const warning of certsDir.warnings) yield* Effect.logWarning(warning)
+        const serverNames = certsDir.byServerName.map((identity) => identity.serverName)
+        for (const address of httpsPorts) {
+          const tls = yield* certificatesForPort(certsDir, address.port)
+          const server = yield* listen({ kind: "tcp", host: address.host, port: address.port, tls }, tcpAddress(address))
+          servers.push(server)
+          yield* Effect.logInfo(
+            `listening for clients on https://${server.description} (certificates from ${certsDir.path}` +
+              `${serverNames.length === 0 ? "" : `; by server name: ${serverNames.join(", ")}`})`
+          )
+        }
+      }
+
+      for (const local of settings.runner.localPorts) {
+        yield* prepareSocketPath(local.path)
+        const server = yield* listen({ kind: "unix", path: local.path }, `unix:${local.path}`)
+        servers.push(server)
+        yield* applySocketOwnership(local)
+        yield* Effect.logInfo(`listening for clients on ${server.description}${local.mode === undefined ? "" : ` (mode ${local.mode.toString(8).padStart(4, "0")})`}`)
       }
       // Added after the listeners, so it runs before their release.
       yield* Effect.addFinalizer(() => drain)

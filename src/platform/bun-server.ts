@@ -6,10 +6,12 @@ import type {
   ClientConnection,
   ClientWebSocket,
   ClientWebSocketHandler,
+  ListenerSpec,
   RunningServer,
   SendOutcome,
   ServeOptions,
-  ServerRuntime
+  ServerRuntime,
+  TlsServerCertificates
 } from "./server.ts"
 
 // Bun rejects idleTimeout above 255 s; 0 disables it.
@@ -94,15 +96,29 @@ const makeWebSocketHandlers = (open: Set<Bun.ServerWebSocket<SocketData>>): Bun.
   }
 })
 
+/** Bun takes an array for SNI; the entry without a server name answers everyone else. */
+const bunTlsOptions = (certificates: TlsServerCertificates): Array<Bun.TLSOptions> => [
+  { cert: certificates.fallback.cert, key: certificates.fallback.key },
+  ...certificates.byServerName.map(({ cert, key, serverName }) => ({ cert, key, serverName }))
+]
+
+/**
+ * Where Bun.serve listens. Bun's types offer idleTimeout on TCP servers only, while Bun 1.4.4
+ * applies it to unix-socket servers as well (measured), so both are typed as the TCP shape.
+ */
+const bunAddress = (listener: ListenerSpec): { hostname: string; port: number; tls?: Array<Bun.TLSOptions> } => {
+  if (listener.kind === "unix") return { unix: listener.path } as unknown as { hostname: string; port: number }
+  const address = { hostname: listener.host, port: listener.port }
+  return listener.tls === undefined ? address : { ...address, tls: bunTlsOptions(listener.tls) }
+}
+
 const serve = (options: ServeOptions): RunningServer => {
   const { listener, handler } = options
-  const isTls = false
-  const listenerPort = listener.kind === "tcp" ? listener.port : 0
+  const isTls = listener.kind === "tcp" && listener.tls !== undefined
   // Bun has no way to list a server's WebSockets; a graceful stop needs to close them.
   const openSockets = new Set<Bun.ServerWebSocket<SocketData>>()
-  const address = listener.kind === "tcp" ? { hostname: listener.host, port: listener.port } : { unix: listener.path }
   const server: Bun.Server<SocketData> = Bun.serve<SocketData>({
-    ...(address as { hostname: string; port: number }),
+    ...bunAddress(listener),
     idleTimeout: Math.min(options.idleTimeoutSeconds, BUN_MAX_IDLE_TIMEOUT_SECONDS),
     maxRequestBodySize: options.maxRequestBodyBytes,
     development: false,
@@ -112,7 +128,7 @@ const serve = (options: ServeOptions): RunningServer => {
       const client: ClientConnection = {
         remoteAddress: bunServer.requestIP(request)?.address,
         isTls,
-        listenerPort: listener.kind === "tcp" ? (bunServer.port ?? listenerPort) : 0,
+        listenerPort: listener.kind === "tcp" ? (bunServer.port ?? listener.port) : 0,
         // Bun's per-request override sticks to the socket for its lifetime (measured with
         // Bun 1.4.4: a later timeout(req, n) does not re-arm it), so connections that carried a
         // long-lived response keep no idle timer afterwards, like Pushpin's 1800 s stream timeout.

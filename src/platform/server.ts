@@ -7,8 +7,27 @@ import { Context, Data } from "effect"
  */
 
 export type ListenerSpec =
-  | { readonly kind: "tcp"; readonly host: string; readonly port: number }
+  | {
+    readonly kind: "tcp"
+    readonly host: string
+    readonly port: number
+    /** Present: the listener speaks TLS (HTTPS and WSS) with these certificates. */
+    readonly tls?: TlsServerCertificates
+  }
   | { readonly kind: "unix"; readonly path: string }
+
+/** One certificate chain and its private key, both PEM text. */
+export interface TlsCertificate {
+  readonly cert: string
+  readonly key: string
+}
+
+export interface TlsServerCertificates {
+  /** Used without SNI, and when no `byServerName` entry matches the client's server name. */
+  readonly fallback: TlsCertificate
+  /** Chosen by SNI; a server name may be a one-label wildcard (`*.example.com`). */
+  readonly byServerName: ReadonlyArray<TlsCertificate & { readonly serverName: string }>
+}
 
 /** What the runtime knows about the connection a request arrived on. */
 export interface ClientConnection {

@@ -263,7 +263,7 @@ describe("templating, port_offset and --id", () => {
     const { settings, cwd } = load(conf)
     expect(settings.global).toMatchObject({ rundir: "/run/pp", ipcPrefix: "ab-", portOffset: 5 })
     expect(settings.runner.httpPorts).toEqual([{ host: "0.0.0.0", port: 7999 }])
-    expect(settings.runner.localPorts).toEqual(["/run/pp/ab-server"])
+    expect(settings.runner.localPorts).toEqual([{ path: "/run/pp/ab-server", mode: undefined, user: undefined, group: undefined }])
     expect(settings.handler.pushInSpec).toBe("tcp://127.0.0.1:5565")
     expect(settings.handler.pushInSubSpecs).toEqual(["tcp://127.0.0.1:5567", "tcp://[::1]:5569", "ipc:///run/pp/ab-sub"])
     expect(settings.handler.pushInHttpPort).toBe(5566)
@@ -296,6 +296,42 @@ describe("templating, port_offset and --id", () => {
     expect(settings.runner.httpPorts).toEqual([{ host: "127.0.0.1", port: 9000 }])
     expect(settings.runner.httpsPorts).toEqual([])
     expect(settings.runner.localPorts).toEqual([])
+  })
+})
+
+describe("TLS and unix-socket listeners", () => {
+  test("certificates are read from runner/certs next to pushpin.conf, or under the cwd without one", () => {
+    const cwd = tempDir({ "etc/pushpin.conf": "[runner]\nhttps_ports=8443\n" })
+    const { settings } = run(loadSettings({ cwd, configFile: "etc/pushpin.conf", libdir: cwd }))
+    expect(settings.runner.httpsPorts).toEqual([{ host: "0.0.0.0", port: 8443 }])
+    expect(settings.runner.certsDir).toBe(join(cwd, "etc", "runner", "certs"))
+    expect(describeSettings(settings)).toContain(`tls certs dir = ${join(cwd, "etc", "runner", "certs")}`)
+    const bare = tempDir()
+    expect(run(loadSettings({ cwd: bare, libdir: bare })).settings.runner.certsDir).toBe(join(bare, "runner", "certs"))
+  })
+
+  test("an https port of 0 is refused, as Pushpin's runner does", () => {
+    expect(loadError("[runner]\nhttps_ports=127.0.0.1:0\n").error.message).toMatch(/pushpin\.conf:2: \[runner\] https_ports: port 0 is not allowed/)
+  })
+
+  test("local_ports: path with mode, user and group; relative paths resolve against the cwd", () => {
+    const { settings, cwd } = load("[runner]\nlocal_ports=/tmp/a.sock?mode=0660&user=www-data&group=1001, run/b.sock, /tmp/c.sock?mode=777&user=\n")
+    expect(settings.runner.localPorts).toEqual([
+      { path: "/tmp/a.sock", mode: 0o660, user: "www-data", group: "1001" },
+      { path: join(cwd, "run", "b.sock"), mode: undefined, user: undefined, group: undefined },
+      { path: "/tmp/c.sock", mode: 0o777, user: undefined, group: undefined }
+    ])
+    expect(describeSettings(settings)).toContain(`local_ports = /tmp/a.sock?mode=0660&user=www-data&group=1001,${join(cwd, "run", "b.sock")},/tmp/c.sock?mode=0777`)
+  })
+
+  test.each(["/tmp/s?mode=888", "/tmp/s?mode=", "/tmp/s?mode=rw", "/tmp/s?mode=17777", "?mode=660"])("local_ports %p is refused", (value) => {
+    expect(loadError(`[runner]\nlocal_ports=${value}\n`).error.message).toMatch(/pushpin\.conf:2: \[runner\] local_ports: /)
+  })
+
+  test("unknown local_ports parameters are ignored with a warning", () => {
+    const { settings, warnings } = load("[runner]\nlocal_ports=/tmp/s?mode=600&owner=me\n")
+    expect(settings.runner.localPorts).toEqual([{ path: "/tmp/s", mode: 0o600, user: undefined, group: undefined }])
+    expect(messages(warnings)).toContain('pushpin.conf:2: [runner] local_ports: unknown parameter "owner" ignored (known: mode, user, group)')
   })
 })
 

@@ -324,6 +324,8 @@ export type UpgradeOutcome =
 
 export interface UpgradeOptions {
   readonly port: number
+  /** Connect to this unix socket instead of 127.0.0.1:`port` (which then only names the Host). */
+  readonly socketPath?: string
   readonly path?: string
   /** Extra/overriding request headers (name → value); null removes a default header. */
   readonly headers?: Readonly<Record<string, string | null>>
@@ -383,7 +385,7 @@ export const upgrade = (options: UpgradeOptions): Promise<UpgradeOutcome> =>
       else headers[key] = value
     }
     const request = `GET ${options.path ?? "/"} HTTP/1.1\r\n${Object.entries(headers).map(([n, v]) => `${n}: ${v}\r\n`).join("")}\r\n`
-    const socket: Socket = createConnection({ host: "127.0.0.1", port: options.port })
+    const socket: Socket = createConnection(options.socketPath === undefined ? { host: "127.0.0.1", port: options.port } : { path: options.socketPath })
     socket.setNoDelay(true)
     const timeoutMs = options.timeoutMs ?? 5000
     let settled = false
