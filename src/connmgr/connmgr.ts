@@ -3,9 +3,12 @@
  * `tls-certs.ts`, `local_ports` unix sockets via `local-socket.ts`). All of them share one
  * request handler, so upgrades and holds behave the same on each. It admits or sheds each
  * request before any other work is done, enforces the header limit with Pushpin's text, and
- * hands admitted requests to the proxy. Bun.serve has no accept cap, so `client_maxconn` is
- * enforced here on requests in progress plus open WebSockets: past it a client gets 503 +
- * Retry-After at once instead of a reset or a hang.
+ * hands admitted requests to the proxy. Most malformed heads, bodies and WebSocket frames never
+ * get this far: Bun's parser answers them itself (bare 400/413/431/505, or a close frame with
+ * 1002/1007/1009) and closes only that connection. What it lets through but no origin should see
+ * (a repeated or invalid Host, a repeated Content-Length) is refused here with 400. Bun.serve has
+ * no accept cap, so `client_maxconn` is enforced here on requests in progress plus open
+ * WebSockets: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
  */
 import { Context, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
@@ -36,6 +39,8 @@ export interface ConnmgrStats {
   received: number
   shedMaxconn: number
   headerTooLarge: number
+  invalidHost: number
+  repeatedContentLength: number
   internalErrors: number
 }
 
@@ -45,6 +50,26 @@ export const requestHeadSize = (request: Request, targetLength: number): number 
   for (const [name, value] of request.headers) size += name.length + value.length + 4
   return size + 2
 }
+
+/**
+ * `uri-host [":" port]` (RFC 3986 §3.2.2): an IP literal in brackets, or a reg-name/IPv4 address
+ * of unreserved, sub-delim and percent-encoded characters. Empty is allowed: RFC 9112 §3.2 has
+ * clients send an empty Host when the target has no authority.
+ */
+const VALID_HOST = /^(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/
+
+/**
+ * RFC 9112 §3.2 asks for 400 on a repeated Host or one with an invalid value. Bun does not check
+ * either: it joins repeated Host lines into one value with ", " (never a valid host, so one test
+ * covers both), and it builds `request.url` from the Host as sent, so a Host holding "/", "?" or
+ * "#" would shift the path and query every route match and the origin see. Pushpin 1.36 passes
+ * such requests on.
+ */
+export const isValidHostHeader = (host: string | null): boolean => host === null || VALID_HOST.test(host)
+
+/** The request is refused before it reaches the proxy; its body is unread, so the connection ends. */
+const badRequest = (text: string): Response =>
+  new Response(text, { status: 400, headers: { "content-type": "text/plain", connection: "close" } })
 
 export class Connmgr extends Context.Service<Connmgr, {
   readonly servers: ReadonlyArray<RunningServer>
@@ -60,7 +85,7 @@ export class Connmgr extends Context.Service<Connmgr, {
       const operations = yield* Operations
       const handler = yield* Handler
       const { clientMaxconn, clientBufferSize } = settings.runner
-      const stats: ConnmgrStats = { received: 0, shedMaxconn: 0, headerTooLarge: 0, internalErrors: 0 }
+      const stats: ConnmgrStats = { received: 0, shedMaxconn: 0, headerTooLarge: 0, invalidHost: 0, repeatedContentLength: 0, internalErrors: 0 }
       const servers: Array<RunningServer> = []
       const inFlight = () => {
         let total = 0
@@ -82,10 +107,19 @@ export class Connmgr extends Context.Service<Connmgr, {
         const target = splitRequestTarget(request.url)
         if (requestHeadSize(request, target.path.length + target.search.length) > clientBufferSize) {
           stats.headerTooLarge++
-          return new Response(`Request header size exceeded limit of ${clientBufferSize} bytes.\n`, {
-            status: 400,
-            headers: { "content-type": "text/plain", connection: "close" }
-          })
+          return badRequest(`Request header size exceeded limit of ${clientBufferSize} bytes.\n`)
+        }
+        if (!isValidHostHeader(request.headers.get("host"))) {
+          stats.invalidHost++
+          log.write("connmgr", 2, `bad request: invalid Host header ${JSON.stringify(request.headers.get("host"))}`)
+          return badRequest("Invalid Host header.\n")
+        }
+        // Bun refuses differing Content-Length values but passes identical repeats on joined
+        // ("5, 5"), which no origin request can carry. RFC 9110 §8.6 lets a recipient reject them.
+        if (request.headers.get("content-length")?.includes(",") === true) {
+          stats.repeatedContentLength++
+          log.write("connmgr", 2, `bad request: repeated Content-Length ${JSON.stringify(request.headers.get("content-length"))}`)
+          return badRequest("Repeated Content-Length header.\n")
         }
         return proxy.handle(request, client)
       }

@@ -32,6 +32,14 @@ const RATE_LIMIT_BATCH_MS = 25
 const PUBLISH_API_IDLE_TIMEOUT_SECONDS = 30
 
 /**
+ * The publish API checks the declared Content-Length against `push_in_http_max_body_size`
+ * before reading a byte, and never reads a body without one (411), so the runtime's own body
+ * limit is not needed; left at the default, Bun would answer a large declared length itself
+ * with a bare 413 instead of Pushpin's "Request body too large.".
+ */
+const PUBLISH_API_RUNTIME_BODY_LIMIT_BYTES = Number.MAX_SAFE_INTEGER
+
+/**
  * A channel's first subscriber makes its sessions ask the origin again this much later
  * (Pushpin's `SUBSCRIBED_DELAY`): publishers that track subscriptions only start publishing once
  * they see one, and anything they published before that would otherwise be lost.
@@ -298,7 +306,7 @@ export class Handler extends Context.Service<Handler, {
                   return operatorEndpoint === undefined ? publishApi.handle(request) : operatorEndpoint(request)
                 },
                 idleTimeoutSeconds: PUBLISH_API_IDLE_TIMEOUT_SECONDS,
-                maxRequestBodyBytes: handlerSettings.pushInHttpMaxBodySize + 1,
+                maxRequestBodyBytes: PUBLISH_API_RUNTIME_BODY_LIMIT_BYTES,
                 onError: (error) => {
                   log.write("handler", 0, `publish API internal error: ${error instanceof Error ? error.message : String(error)}`)
                   return new Response("Internal Server Error\n", { status: 500, headers: { "content-type": "text/plain" } })

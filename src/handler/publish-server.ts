@@ -30,8 +30,13 @@ export interface PublishApiStats {
 const TEXT = { "content-type": "text/plain" }
 
 // Pushpin answers errors in text whatever the Accept header says; only success speaks JSON.
+// An error also ends the connection, as Pushpin's API does after every answer: the body may be
+// unread (too large, chunked, or never looked at), so the connection's next bytes are not
+// known to start a request. Successes keep the connection for the publisher's next request.
 const fail = (status: number, body: string, extra: Record<string, string> = {}): Response =>
-  new Response(body, { status, headers: { ...TEXT, ...extra } })
+  new Response(body, { status, headers: { ...TEXT, connection: "close", ...extra } })
+
+const ok = (body: string): Response => new Response(body, { status: 200, headers: TEXT })
 
 const succeeded = (message: string, json: boolean): Response =>
   json
@@ -47,6 +52,9 @@ const negotiate = (accept: string | null): "text" | "json" | undefined => {
   return undefined
 }
 
+/** Pushpin's API server reads a body only with Content-Length; these methods may come without one. */
+const METHODS_WITHOUT_BODY: ReadonlySet<string> = new Set(["GET", "HEAD", "DELETE", "OPTIONS"])
+
 const headSize = (request: Request): number => {
   let size = 0
   for (const [name, value] of request.headers) size += name.length + value.length + 4
@@ -58,13 +66,26 @@ export const makePublishApi = <Item>(intake: PublishIntake<Item>, limits: Publis
 
   const handle = async (request: Request): Promise<Response> => {
     stats.requests++
+    // Head and framing first, whatever the path, as Pushpin's API server does before routing:
+    // a request it cannot frame gets the same answer everywhere.
+    if (headSize(request) > limits.maxHeadersBytes) return fail(400, "Request header too large.\n")
+    const declared = request.headers.get("content-length")
+    if (declared === null && (request.headers.has("transfer-encoding") || !METHODS_WITHOUT_BODY.has(request.method))) {
+      return fail(411, "Request requires Content-Length.\n")
+    }
+    // Bun has checked the framing, but passes identical repeated values on joined ("5, 5").
+    if (declared !== null && !/^[0-9]+$/.test(declared)) return fail(400, "Bad Content-Length.\n")
+    if (declared !== null && Number(declared) > limits.maxBodyBytes) {
+      stats.rejected++
+      return fail(400, "Request body too large.\n")
+    }
+
     const format = negotiate(request.headers.get("accept"))
     if (format === undefined) return fail(406, "Not Acceptable. Supported formats are text/plain and application/json.\n")
     const pathStart = request.url.indexOf("/", request.url.indexOf("://") + 3)
     const path = (pathStart < 0 ? "/" : request.url.slice(pathStart)).split("?")[0]
-    if (headSize(request) > limits.maxHeadersBytes) return fail(400, "Request header too large.\n")
 
-    if (path === "/") return fail(200, "Pushpin API\n")
+    if (path === "/") return ok("Pushpin API\n")
     if (path === "/recover") {
       if (request.method !== "POST") return fail(405, `Method not allowed: ${request.method}.\n`, { allow: "POST" })
       intake.recover()
@@ -73,12 +94,6 @@ export const makePublishApi = <Item>(intake: PublishIntake<Item>, limits: Publis
     if (path !== "/publish" && path !== "/publish/") return fail(404, "Not Found\n")
     if (request.method !== "POST") return fail(405, `Method not allowed: ${request.method}.\n`, { allow: "POST" })
 
-    const declared = request.headers.get("content-length")
-    if (declared === null) return fail(411, "Request requires Content-Length.\n")
-    if (Number(declared) > limits.maxBodyBytes) {
-      stats.rejected++
-      return fail(400, "Request body too large.\n")
-    }
     const decoded = intake.decode(await request.text())
     if (decoded._tag === "Rejected") {
       stats.rejected++

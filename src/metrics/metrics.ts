@@ -268,7 +268,11 @@ const collect = (sources: Sources): ReadonlyArray<MetricFamily> => {
       name: "bad_requests",
       type: "counter",
       help: "Client requests refused before routing, by reason",
-      samples: [{ labels: { reason: "header_too_large" }, value: connmgr.stats.headerTooLarge }]
+      samples: [
+        { labels: { reason: "header_too_large" }, value: connmgr.stats.headerTooLarge },
+        { labels: { reason: "invalid_host" }, value: connmgr.stats.invalidHost },
+        { labels: { reason: "repeated_content_length" }, value: connmgr.stats.repeatedContentLength }
+      ]
     },
     counter("internal_errors", "Requests that hit an internal error (500)", connmgr.stats.internalErrors),
     counter("route_reloads", "Times the routes were reloaded successfully", sources.routeReloads),
