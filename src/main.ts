@@ -3,8 +3,7 @@
  * A bare `pushpin-ts --config ...` runs, as `pushpin --config ...` does.
  */
 import { Effect } from "effect"
-import { describeSettings } from "./config/describe.ts"
-import { mapServices } from "./config/services.ts"
+import { buildMigrationReport, formatMigrationReport } from "./config/migration.ts"
 import { loadSettings } from "./config/settings.ts"
 import { parseListenAddress, parseLogLevelSpec } from "./config/values.ts"
 import { loadRoutes } from "./config/routes.ts"
@@ -16,7 +15,8 @@ const USAGE = `Usage: pushpin-ts <command> [options]
 
 Commands:
   run        start the server (default when only options are given)
-  check      load and validate a config, print what it resolved to
+  check      load and validate a config; print what each key does here, the
+             Pushpin generation it was written for, and its routes
   publish    publish to a channel, as pushpin-publish (see: pushpin-ts publish --help)
   version    print the version
   help       print this text
@@ -105,31 +105,32 @@ export const parseCliOptions = (args: ReadonlyArray<string>): CliOptions => {
 
 const check = async (options: CliOptions): Promise<number> => {
   const program = Effect.gen(function*() {
-    const { settings, warnings } = yield* loadSettings({
+    const loaded = yield* loadSettings({
       configFile: options.configFile,
       cwd: process.cwd(),
       portOverride: options.portOverride,
       id: options.id
     })
-    const routes = yield* loadRoutes(settings, options.routes)
-    return { settings, warnings: [...warnings, ...routes.warnings], routes: routes.routes }
+    const routes = yield* loadRoutes(loaded.settings, options.routes)
+    return { ...loaded, warnings: [...loaded.warnings, ...routes.warnings], routes: routes.routes }
   })
   const result = await Effect.runPromise(Effect.result(program))
   if (result._tag === "Failure") {
     process.stderr.write(`error: ${result.failure.message}\n`)
     return 1
   }
-  const { settings, warnings, routes } = result.success
-  process.stdout.write(describeSettings(settings))
-  process.stdout.write(`\n[routes] ${routes.length} route(s)${options.routes.length > 0 ? " from --route" : ` from ${settings.proxy.routesFile}`}\n`)
+  const { settings, files, warnings, routes } = result.success
+  const report = buildMigrationReport({
+    settings,
+    files,
+    overrides: { port: options.portOverride !== undefined, publishPort: false, routes: options.routes.length > 0, logLevel: options.logLevel !== undefined }
+  })
+  process.stdout.write(`${formatMigrationReport(report).join("\n")}\n`)
+  process.stdout.write(`\nRoutes: ${routes.length} route(s)${options.routes.length > 0 ? " from --route" : ` from ${settings.proxy.routesFile}`}\n`)
   for (const route of routes) {
     const targets = route.targets.map((target) => (target.kind === "origin" ? `${target.host}:${target.port}${target.ssl ? ",ssl" : ""}` : target.kind === "test" ? "test" : `${target.kind}/${target.spec}`))
     process.stdout.write(`  ${route.source}: ${route.domain ?? "(id only)"}${route.pathBeg === "" ? "" : ` path_beg=${route.pathBeg}`} -> ${targets.join(" ")}\n`)
   }
-  const services = mapServices(settings.runner.services)
-  process.stdout.write(`\n[services] ${settings.runner.services.join(",")} -> ${services.mapped}\n`)
-  for (const note of services.notes) process.stdout.write(`  ${note}\n`)
-  for (const warning of services.warnings) process.stderr.write(`warning: services: ${warning}\n`)
   for (const warning of warnings) process.stderr.write(`warning: ${warning.message}\n`)
   return 0
 }

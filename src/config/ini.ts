@@ -56,3 +56,10 @@ export const parseIni = (text: string, file: string): Effect.Effect<IniFile, Con
     const result = parse(text, file)
     return result instanceof ConfigError ? Effect.fail(result) : Effect.succeed(result)
   })
+
+/** A pushpin.conf as read: the file itself and the one its `[global] include` names, if read. */
+export interface ConfigFiles {
+  readonly main: IniFile
+  /** Its keys are fallbacks for keys the main file lacks. */
+  readonly included: IniFile | undefined
+}

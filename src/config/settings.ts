@@ -17,7 +17,8 @@ import { existsSync, readFileSync } from "node:fs"
 import { dirname, resolve } from "node:path"
 import { Effect, Option, Result } from "effect"
 import { type ConfigError, configError, type ConfigWarning, configWarning, displayPath } from "./errors.ts"
-import { iniGet, type IniEntry, type IniFile, parseIni } from "./ini.ts"
+import { type ConfigFiles, iniGet, type IniEntry, type IniFile, parseIni } from "./ini.ts"
+import { isKnownKey } from "./keys.ts"
 import { mapServices } from "./services.ts"
 import { type KeyUse, parseSigningKey } from "./signingKey.ts"
 import type { ListenAddress, LocalPort, LogLevelSpec, Settings, SigningKey } from "./types.ts"
@@ -41,6 +42,8 @@ export interface LoadSettingsOptions {
 export interface LoadedSettings {
   readonly settings: Settings
   readonly warnings: ReadonlyArray<ConfigWarning>
+  /** The files read, as written (no templating). */
+  readonly files: ConfigFiles
 }
 
 /**
@@ -121,37 +124,6 @@ export const BUILT_IN_NAME = "built-in defaults"
  */
 export const DEFAULT_ORIGIN_MAX_CONCURRENCY = 1024
 
-/**
- * Keys that wire Pushpin's separate processes together (ZeroMQ socket specs from internal.conf,
- * helper binary paths, IPC permissions) or feed removed features. pushpin-ts is one process, so
- * they mean nothing here; they are accepted silently so a real pushpin.conf loads unchanged.
- */
-export const INTERNAL_KEYS: ReadonlySet<string> = new Set([
-  "runner/condure_bin", "runner/connmgr_bin", "runner/mongrel2_bin", "runner/m2sh_bin", "runner/zurl_bin",
-  "proxy/connmgr_in_specs", "proxy/connmgr_in_stream_specs", "proxy/connmgr_out_specs",
-  "proxy/connmgr_client_out_specs", "proxy/connmgr_client_out_stream_specs", "proxy/connmgr_client_in_specs",
-  "proxy/condure_in_specs", "proxy/condure_in_stream_specs", "proxy/condure_out_specs",
-  "proxy/condure_client_out_specs", "proxy/condure_client_out_stream_specs", "proxy/condure_client_in_specs",
-  "proxy/m2a_in_specs", "proxy/m2a_in_stream_specs", "proxy/m2a_out_specs",
-  "proxy/zurl_out_specs", "proxy/zurl_out_stream_specs", "proxy/zurl_in_specs",
-  "proxy/handler_inspect_spec", "proxy/handler_accept_spec", "proxy/handler_retry_in_spec",
-  "proxy/handler_ws_control_in_spec", "proxy/handler_ws_control_out_spec",
-  "proxy/handler_ws_control_init_specs", "proxy/handler_ws_control_stream_specs",
-  "proxy/stats_spec", "proxy/command_spec",
-  "proxy/intreq_in_specs", "proxy/intreq_in_stream_specs", "proxy/intreq_out_specs",
-  "proxy/ipc_file_mode", "proxy/stats_connections_max_ttl",
-  "proxy/updates_check", "proxy/organization_name",
-  "handler/proxy_inspect_spec", "handler/proxy_inspect_specs", "handler/proxy_accept_spec", "handler/proxy_accept_specs",
-  "handler/proxy_retry_out_spec", "handler/proxy_retry_out_specs",
-  "handler/proxy_ws_control_in_spec", "handler/proxy_ws_control_out_spec",
-  "handler/proxy_ws_control_init_specs", "handler/proxy_ws_control_stream_specs",
-  "handler/proxy_stats_spec", "handler/proxy_stats_specs", "handler/proxy_command_spec",
-  "handler/connmgr_in_stream_specs", "handler/connmgr_out_specs",
-  "handler/condure_in_stream_specs", "handler/condure_out_specs",
-  "handler/m2a_in_stream_specs", "handler/m2a_out_specs",
-  "handler/proxy_intreq_out_specs", "handler/proxy_intreq_out_stream_specs", "handler/proxy_intreq_in_specs",
-  "handler/ipc_file_mode", "handler/state_spec"
-])
 
 // ---------------------------------------------------------------------------------------------
 // Templating
@@ -181,14 +153,13 @@ interface Located extends IniEntry {
   readonly file: string
 }
 
-/** Main file first, then the include (its keys are fallbacks); remembers which keys were read. */
+/** Main file first, then the include (its keys are fallbacks). */
 class KeyReader {
-  readonly read = new Set<string>()
-
   constructor(private readonly layers: ReadonlyArray<IniFile>, private readonly vars: Vars) {}
 
   entry(section: string, key: string): Located | undefined {
-    this.read.add(`${section}/${key}`)
+    // keys.ts is the list of keys that exist; reading one it lacks would warn about a key in use.
+    if (!isKnownKey(section, key)) throw new Error(`settings.ts reads [${section}] ${key}, which src/config/keys.ts does not list`)
     for (const ini of this.layers) {
       const entry = iniGet(ini, section, key)
       if (entry !== undefined) return { ...entry, file: ini.file, value: resolveVars(entry.value, this.vars) }
@@ -314,12 +285,6 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
   }
 
   const r = new KeyReader(layers, vars)
-  r.entry("global", "libdir")
-  r.entry("global", "rundir")
-  r.entry("runner", "rundir")
-  r.entry("global", "ipc_prefix")
-  r.entry("global", "port_offset")
-  r.entry("global", "include")
 
   const global = {
     include,
@@ -446,10 +411,7 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
   for (const ini of layers) {
     for (const [section, keys] of ini.sections) {
       for (const [key, entry] of keys) {
-        const name = `${section}/${key}`
-        if (!r.read.has(name) && !INTERNAL_KEYS.has(name)) {
-          warnings.push(configWarning(ini.file, entry.line, `unknown key [${section}] ${key}`))
-        }
+        if (!isKnownKey(section, key)) warnings.push(configWarning(ini.file, entry.line, `unknown key [${section}] ${key}`))
       }
     }
   }
@@ -466,7 +428,7 @@ export const loadSettings = Effect.fn("loadSettings")(function*(
   }
 
   const settings: Settings = { configFile, configDir, global, runner, proxy, handler }
-  return { settings, warnings }
+  return { settings, warnings, files: { main, included: layers[1] } }
 })
 
 const readLocalPorts = (

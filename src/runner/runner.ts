@@ -5,6 +5,7 @@
  */
 import { Effect, Exit, Cause, Fiber, FiberSet, Layer } from "effect"
 import { AppSettings, LiveRoutes } from "../config/live.ts"
+import { buildMigrationReport, formatMigrationLogEntry, isLegacyGeneration, summarizeReport } from "../config/migration.ts"
 import { mapServices } from "../config/services.ts"
 import { loadSettings } from "../config/settings.ts"
 import type { ListenAddress, LogLevelSpec } from "../config/types.ts"
@@ -61,14 +62,28 @@ export const serve = (options: RunOptions) =>
     yield* Effect.logInfo(`starting pushpin-ts ${VERSION} (${BunServerRuntime.name})`)
     yield* Effect.logInfo(settings.configFile === undefined ? "no config file found; using built-in defaults" : `using config: ${settings.configFile}`)
     for (const warning of warnings) yield* Effect.logWarning(warning.message)
-    // The seed of the migration story: say once what each legacy process became, and why.
-    const services = mapServices(settings.runner.services)
-    yield* Effect.logInfo(
-      `services=${settings.runner.services.join(",")}: ${services.mapped} ` +
-        `(pushpin-ts runs connmgr, proxy and handler in one process; no separate processes are started)` +
-        services.notes.map((note) => `; ${note}`).join("")
-    )
-    for (const warning of services.warnings) yield* Effect.logWarning(`services: ${warning}`)
+    // A file written for an older Pushpin is explained once, key by key, in one log entry.
+    const report = buildMigrationReport({
+      settings,
+      files: loaded.files,
+      overrides: {
+        port: options.portOverride !== undefined,
+        publishPort: publishPort !== undefined,
+        routes: options.routes.length > 0,
+        logLevel: options.logLevel !== undefined
+      }
+    })
+    if (isLegacyGeneration(report.generation)) {
+      yield* Effect.logInfo(formatMigrationLogEntry(report))
+    } else {
+      const services = mapServices(settings.runner.services)
+      yield* Effect.logInfo(
+        `services=${settings.runner.services.join(",")}: ${services.mapped} ` +
+          `(pushpin-ts runs connmgr, proxy and handler in one process; no separate processes are started)` +
+          services.notes.map((note) => `; ${note}`).join("") +
+          `; config keys: ${summarizeReport(report)} (pushpin-ts check lists them)`
+      )
+    }
 
     const app = Layer.mergeAll(Metrics.layer, ReloadOnHangup).pipe(
       Layer.provideMerge(Connmgr.layer),

@@ -80,7 +80,7 @@ describe("config files", () => {
     writeFileSync(join(dir, "routes"), "* test\n")
     const checked = Bun.spawnSync([BINARY, "check", "--config", join(dir, "pushpin.conf")])
     expect(checked.exitCode).toBe(0)
-    expect(checked.stdout.toString()).toContain("origin_max_concurrency = 1024")
+    expect(checked.stdout.toString()).toMatch(/^ +\d+  origin_max_concurrency=1024 +used: pushpin-ts only: 1024 requests in flight to one origin at once$/m)
     // the only warnings: the missing internal.conf include, and the example key
     const warnings = checked.stderr.toString().trim().split("\n").filter((line) => line.length > 0)
     for (const warning of warnings) expect(warning).toMatch(/include|changeme/)
