@@ -63,7 +63,7 @@ const formatLogLevel = (spec: LogLevelSpec): string =>
 const PROCESS_WIRING = "ZeroMQ wiring between Pushpin's processes; pushpin-ts is one process"
 const NO_IPC = "sets up Pushpin's IPC sockets; pushpin-ts has none"
 const NO_STATS =
-  "feeds Pushpin's stats (ZeroMQ stats socket); pushpin-ts emits no stats, so nothing is sent"
+  "feeds Pushpin's ZeroMQ stats socket, which pushpin-ts does not have; its counters are served as Prometheus metrics (prometheus_port, and GET /metrics on the publish port)"
 const prometheusVerdict = (section: { readonly prometheusPort: ListenAddress | undefined; readonly prometheusPrefix: string }): string =>
   section.prometheusPort === undefined
     ? "no Prometheus listener (metrics stay on the control port's GET /metrics)"

@@ -69,7 +69,7 @@ const GENERATIONS: ReadonlyArray<{
       ["handler", "push_in_sub_spec", "pushpin.conf", "unsupported", "ZeroMQ publish inputs are not implemented"],
       ["handler", "push_in_http_port", "pushpin.conf", "used", "HTTP publish API on 127.0.0.1:5561"],
       ["handler", "message_rate", "pushpin.conf", "used", "at most 2500 deliveries per second"],
-      ["handler", "stats_format", "pushpin.conf", "unsupported", "pushpin-ts emits no stats"],
+      ["handler", "stats_format", "pushpin.conf", "unsupported", "which pushpin-ts does not have"],
       ["proxy", "m2a_in_specs", "internal.conf", "no-effect", "ZeroMQ wiring between Pushpin's processes; pushpin-ts is one process"],
       ["handler", "proxy_ws_control_out_spec", "internal.conf", "no-effect", "ZeroMQ wiring"]
     ],
@@ -126,7 +126,7 @@ const GENERATIONS: ReadonlyArray<{
     keys: [
       ["runner", "services", "pushpin.conf", "used", "connmgr → built-in connmgr; proxy → built-in proxy; handler → built-in handler"],
       ["runner", "allow_compression", "pushpin.conf", "no-effect", "never compresses client WebSockets"],
-      ["global", "stats_connection_send", "pushpin.conf", "unsupported", "pushpin-ts emits no stats"],
+      ["global", "stats_connection_send", "pushpin.conf", "unsupported", "which pushpin-ts does not have"],
       ["proxy", "cdn_loop", "pushpin.conf", "used", "nothing added to CDN-Loop"],
       ["proxy", "sig_key", "pushpin.conf", "used", "signed with Grip-Sig, HS256 secret (8 bytes)"],
       ["proxy", "connmgr_client_out_specs", "internal.conf", "no-effect", "ZeroMQ wiring"],
