@@ -11,7 +11,7 @@ import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
 import type { Subprocess } from "bun"
 import { eventually, publish, subscribed } from "../support/grip.ts"
-import { startOrigin, type TestOrigin } from "../support/origin.ts"
+import { deadPort, startOrigin, type TestOrigin } from "../support/origin.ts"
 import { scrape, type Scrape } from "../support/prometheus.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { firstAnswer, headerValue, rawExchange, type RawOutcome } from "../support/raw-http.ts"
@@ -87,48 +87,62 @@ const expectIdle = async (metricsUrl: string): Promise<Scrape> => {
   }
 }
 
-describe("metrics and health", () => {
-  let dir: string
-  let origin: TestOrigin
-  let proxy: RunningPushpinTs
-  let metricsUrl: string
+interface OpsServer {
+  dir: string
+  origin: TestOrigin
+  proxy: RunningPushpinTs
+  metricsUrl: string
+}
 
+const startOpsServer = async (extra: Parameters<typeof writeConfig>[2] = {}): Promise<OpsServer> => {
+  const dir = tempDir()
+  const origin = gripOrigin()
+  const proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port, extra)] })
+  return { dir, origin, proxy, metricsUrl: await metricsUrlOf(proxy) }
+}
+
+const stopOpsServer = async (server: OpsServer): Promise<void> => {
+  await server.proxy.stop()
+  await server.origin.stop()
+  rmSync(server.dir, { recursive: true, force: true })
+}
+
+/** One server shared by the tests of a describe block. */
+const sharedOpsServer = (): OpsServer => {
+  const server = {} as OpsServer
   beforeAll(async () => {
-    dir = tempDir()
-    origin = gripOrigin()
-    proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port)] })
-    metricsUrl = await metricsUrlOf(proxy)
+    Object.assign(server, await startOpsServer())
   })
+  afterAll(() => stopOpsServer(server))
+  return server
+}
 
-  afterAll(async () => {
-    await proxy.stop()
-    await origin.stop()
-    rmSync(dir, { recursive: true, force: true })
-  })
+describe("metrics and health", () => {
+  const ops = sharedOpsServer()
 
   test("Prometheus text on prometheus_port (any path) and GET /metrics on the control port, with values matching what was done", async () => {
-    const before = await scrape(metricsUrl)
+    const before = await scrape(ops.metricsUrl)
     expect(before.types.get("pushpin_request_received")).toBe("counter")
     expect(before.types.get("pushpin_connection_connected")).toBe("gauge")
     expect(before.types.get("pushpin_connection_minute")).toBe("counter")
     expect(before.types.get("pushpin_message_received")).toBe("counter")
     expect(before.types.get("pushpin_message_sent")).toBe("counter")
 
-    for (let i = 0; i < 3; i++) expect(await (await fetch(`${proxy.baseUrl}/plain`)).text()).toBe("plain\n")
-    const streams = await Promise.all([fetch(`${proxy.baseUrl}/stream/m`), fetch(`${proxy.baseUrl}/stream/m`)])
+    for (let i = 0; i < 3; i++) expect(await (await fetch(`${ops.proxy.baseUrl}/plain`)).text()).toBe("plain\n")
+    const streams = await Promise.all([fetch(`${ops.proxy.baseUrl}/stream/m`), fetch(`${ops.proxy.baseUrl}/stream/m`)])
     const readers = streams.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
-    await subscribed(proxy, "m", 2)
-    const during = await scrape(`${metricsUrl}some/other/path`)
+    await subscribed(ops.proxy, "m", 2)
+    const during = await scrape(`${ops.metricsUrl}some/other/path`)
     expect(during.value("pushpin_holds", { mode: "stream" })).toBe(2)
     expect(during.value("pushpin_subscriptions")).toBe(2)
     expect(during.value("pushpin_channels")).toBe(1)
     expect(during.value("pushpin_connections", { transport: "http" })).toBe(2)
     expect(during.value("pushpin_connection_connected")).toBe(2)
 
-    expect((await publish(proxy.publishUrl, [1, 2].map((n) => ({ channel: "m", formats: { "http-stream": { content: `msg ${n}\n` } } })))).status).toBe(200)
+    expect((await publish(ops.proxy.publishUrl, [1, 2].map((n) => ({ channel: "m", formats: { "http-stream": { content: `msg ${n}\n` } } })))).status).toBe(200)
     for (const reader of readers) expect(await readUntil(reader, (text) => text.includes("msg 2\n"))).toBe("start\nmsg 1\nmsg 2\n")
 
-    const after = await scrape(`${proxy.publishUrl}/metrics`)
+    const after = await scrape(`${ops.proxy.publishUrl}/metrics`)
     expect(after.value("pushpin_request_received") - before.value("pushpin_request_received")).toBe(5)
     expect(after.value("pushpin_grip_handoffs") - before.value("pushpin_grip_handoffs")).toBe(2)
     expect(after.value("pushpin_message_received") - before.value("pushpin_message_received")).toBe(2)
@@ -136,49 +150,46 @@ describe("metrics and health", () => {
     expect(after.value("pushpin_deliveries", { transport: "http" }) - before.value("pushpin_deliveries", { transport: "http" })).toBe(4)
 
     for (const reader of readers) await reader.cancel()
-    await expectIdle(metricsUrl)
+    await expectIdle(ops.metricsUrl)
   })
 
   test("a rejected publish and a shed are counted", async () => {
-    const before = await scrape(metricsUrl)
-    expect((await fetch(`${proxy.publishUrl}/publish/`, { method: "POST", body: "{not json" })).status).toBe(400)
-    const after = await scrape(metricsUrl)
+    const before = await scrape(ops.metricsUrl)
+    expect((await fetch(`${ops.proxy.publishUrl}/publish/`, { method: "POST", body: "{not json" })).status).toBe(400)
+    const after = await scrape(ops.metricsUrl)
     expect(after.value("pushpin_publish_rejected") - before.value("pushpin_publish_rejected")).toBe(1)
     expect(after.value("pushpin_message_received")).toBe(before.value("pushpin_message_received"))
   })
 
   test("/live answers while the process runs; /ready follows the origin down and back up", async () => {
-    const live = await fetch(`${proxy.publishUrl}/live`)
+    const live = await fetch(`${ops.proxy.publishUrl}/live`)
     expect(live.status).toBe(200)
     expect(await live.text()).toStartWith("OK\nheartbeat: ")
-    const ready = await fetch(`${metricsUrl}ready`)
+    const ready = await fetch(`${ops.metricsUrl}ready`)
     expect(ready.status).toBe(200)
-    expect(await ready.text()).toContain(`origin 127.0.0.1:${origin.port}: up`)
+    expect(await ready.text()).toContain(`origin 127.0.0.1:${ops.origin.port}: up`)
 
-    const port = origin.port
-    await origin.stop()
+    const port = ops.origin.port
+    await ops.origin.stop()
     await Bun.sleep(1100) // past the probe cache
-    const down = await fetch(`${proxy.publishUrl}/ready`)
+    const down = await fetch(`${ops.proxy.publishUrl}/ready`)
     expect(down.status).toBe(503)
     const text = await down.text()
     expect(text).toContain(`origin 127.0.0.1:${port}: down (ECONNREFUSED)`)
     expect(text).toContain("no origin reachable")
-    expect((await fetch(`${proxy.publishUrl}/live`)).status).toBe(200)
+    expect((await fetch(`${ops.proxy.publishUrl}/live`)).status).toBe(200)
 
-    origin = startOrigin(() => new Response("back\n"), port) // the origin restarts on its port
+    ops.origin = startOrigin(() => new Response("back\n"), port) // the origin restarts on its port
     await Bun.sleep(1100)
-    expect((await fetch(`${proxy.publishUrl}/ready`)).status).toBe(200)
-    expect(await (await fetch(`${proxy.baseUrl}/again`)).text()).toBe("back\n")
+    expect((await fetch(`${ops.proxy.publishUrl}/ready`)).status).toBe(200)
+    expect(await (await fetch(`${ops.proxy.baseUrl}/again`)).text()).toBe("back\n")
   })
 })
 
 describe("overload", () => {
   test("a burst of 2 000 concurrent requests to a 2-second origin is served in full at default limits", async () => {
-    const dir = tempDir()
-    const origin = gripOrigin()
-    const proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port)] })
+    const { proxy, metricsUrl, ...server } = await startOpsServer()
     try {
-      const metricsUrl = await metricsUrlOf(proxy)
       const outcomes = await Promise.all(Array.from({ length: 2000 }, (_, i) => burstRequest(proxy.port, `/slow/2000?n=${i}`)))
       expect(tally(outcomes)).toEqual({ "200": 2000 })
       const after = await expectIdle(metricsUrl)
@@ -186,18 +197,13 @@ describe("overload", () => {
       expect(after.value("pushpin_sheds", { bound: "max_open_requests" })).toBe(0)
       expect(await (await fetch(`${proxy.baseUrl}/plain`)).text()).toBe("plain\n")
     } finally {
-      await proxy.stop()
-      await origin.stop()
-      rmSync(dir, { recursive: true, force: true })
+      await stopOpsServer({ proxy, metricsUrl, ...server })
     }
   }, 60_000)
 
   test("with a smaller client_maxconn the excess gets 503 + Retry-After (never a reset or a hang), and service resumes", async () => {
-    const dir = tempDir()
-    const origin = gripOrigin()
-    const proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port, { runner: "client_maxconn=300" })] })
+    const { proxy, metricsUrl, ...server } = await startOpsServer({ runner: "client_maxconn=300" })
     try {
-      const metricsUrl = await metricsUrlOf(proxy)
       const outcomes = await Promise.all(Array.from({ length: 2000 }, (_, i) => burstRequest(proxy.port, `/slow/2000?n=${i}`)))
       const counts = tally(outcomes)
       expect(Object.keys(counts).sort()).toEqual(["200", "503"])
@@ -208,43 +214,25 @@ describe("overload", () => {
       const after = await expectIdle(metricsUrl)
       expect(after.value("pushpin_sheds", { bound: "client_maxconn" })).toBe(counts["503"] ?? 0)
     } finally {
-      await proxy.stop()
-      await origin.stop()
-      rmSync(dir, { recursive: true, force: true })
+      await stopOpsServer({ proxy, metricsUrl, ...server })
     }
   }, 60_000)
 })
 
 describe("faults", () => {
-  let dir: string
-  let origin: TestOrigin
-  let proxy: RunningPushpinTs
-  let metricsUrl: string
-
-  beforeAll(async () => {
-    dir = tempDir()
-    origin = gripOrigin()
-    proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port)] })
-    metricsUrl = await metricsUrlOf(proxy)
-  })
-
-  afterAll(async () => {
-    await proxy.stop()
-    await origin.stop()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  const ops = sharedOpsServer()
 
   test("an origin killed mid-stream ends that client's response; a held client elsewhere is unaffected; nothing is left behind", async () => {
     const killable: Subprocess<"ignore", "pipe", "inherit"> = Bun.spawn([process.execPath, resolve(import.meta.dir, "../support/killable-origin.ts")], { stdout: "pipe", stdin: "ignore", stderr: "inherit" })
     const killablePort = Number((await readUntil(killable.stdout.getReader(), (text) => text.includes("\n"))).trim())
-    const routes = join(dir, "routes")
-    writeFileSync(routes, `*,path_beg=/killable 127.0.0.1:${killablePort}\n* 127.0.0.1:${origin.port}\n`)
-    await proxy.waitForLog(/routes reloaded/)
+    const routes = join(ops.dir, "routes")
+    writeFileSync(routes, `*,path_beg=/killable 127.0.0.1:${killablePort}\n* 127.0.0.1:${ops.origin.port}\n`)
+    await ops.proxy.waitForLog(/routes reloaded/)
 
-    const held = await fetch(`${proxy.baseUrl}/stream/bystander`)
+    const held = await fetch(`${ops.proxy.baseUrl}/stream/bystander`)
     const heldReader = (held.body as ReadableStream<Uint8Array>).getReader()
-    await subscribed(proxy, "bystander")
-    const victim = await fetch(`${proxy.baseUrl}/killable/stream`)
+    await subscribed(ops.proxy, "bystander")
+    const victim = await fetch(`${ops.proxy.baseUrl}/killable/stream`)
     const victimReader = (victim.body as ReadableStream<Uint8Array>).getReader()
     const first = await victimReader.read()
     expect(new TextDecoder().decode(first.value)).toBe("first part\n")
@@ -253,52 +241,51 @@ describe("faults", () => {
     const ended = await victimReader.read().then((result) => (result.done ? "done" : "data"), () => "error")
     expect(["done", "error"]).toContain(ended)
 
-    expect((await publish(proxy.publishUrl, [{ channel: "bystander", formats: { "http-stream": { content: "still here\n" } } }])).status).toBe(200)
+    expect((await publish(ops.proxy.publishUrl, [{ channel: "bystander", formats: { "http-stream": { content: "still here\n" } } }])).status).toBe(200)
     expect(await readUntil(heldReader, (text) => text.includes("still here\n"))).toContain("still here\n")
     await heldReader.cancel()
-    writeFileSync(routes, `* 127.0.0.1:${origin.port}\n`)
-    await expectIdle(metricsUrl)
+    writeFileSync(routes, `* 127.0.0.1:${ops.origin.port}\n`)
+    await expectIdle(ops.metricsUrl)
   })
 
   test("an origin refusing connections gets 502s; clients vanishing mid-hold leave no hold, subscription or timer behind", async () => {
-    const before = await scrape(metricsUrl)
+    const before = await scrape(ops.metricsUrl)
     const sockets = Array.from({ length: 100 }, (_, i) => {
-      const socket = connect(proxy.port, "127.0.0.1")
+      const socket = connect(ops.proxy.port, "127.0.0.1")
       socket.on("error", () => {})
       socket.write(`GET /${i % 2 === 0 ? "poll" : "stream"}/vanish${i % 5} HTTP/1.1\r\nHost: vanish.test\r\n\r\n`)
       return socket
     })
-    await eventually("100 holds", () => proxy.logs().match(/subscribe \S+ channel=vanish\d\n/g)?.length === 100, 10_000)
-    const during = await scrape(metricsUrl)
+    await eventually("100 holds", () => ops.proxy.logs().match(/subscribe \S+ channel=vanish\d\n/g)?.length === 100, 10_000)
+    const during = await scrape(ops.metricsUrl)
     expect(during.value("pushpin_holds", { mode: "response" })).toBe(50)
     expect(during.value("pushpin_holds", { mode: "stream" })).toBe(50)
     expect(during.value("pushpin_channels")).toBe(5)
     expect(during.value("pushpin_timers")).toBeGreaterThanOrEqual(50)
     for (const socket of sockets) socket.destroy()
-    await expectIdle(metricsUrl)
+    await expectIdle(ops.metricsUrl)
 
     const errorsBefore = before.value("pushpin_origin_errors", { transport: "http" })
-    const refusing = join(dir, "routes")
-    const { deadPort } = await import("../support/origin.ts")
-    writeFileSync(refusing, `*,path_beg=/refused 127.0.0.1:${deadPort()}\n* 127.0.0.1:${origin.port}\n`)
-    await eventually("routes reloaded", () => (proxy.logs().match(/routes reloaded/g)?.length ?? 0) >= 3, 5000)
-    const refused = await fetch(`${proxy.baseUrl}/refused`)
+    const refusing = join(ops.dir, "routes")
+        writeFileSync(refusing, `*,path_beg=/refused 127.0.0.1:${deadPort()}\n* 127.0.0.1:${ops.origin.port}\n`)
+    await eventually("routes reloaded", () => (ops.proxy.logs().match(/routes reloaded/g)?.length ?? 0) >= 3, 5000)
+    const refused = await fetch(`${ops.proxy.baseUrl}/refused`)
     expect(refused.status).toBe(502)
     expect(await refused.text()).toBe("Error while proxying to origin.\n")
-    expect(await (await fetch(`${proxy.baseUrl}/plain`)).text()).toBe("plain\n")
-    const after = await expectIdle(metricsUrl)
+    expect(await (await fetch(`${ops.proxy.baseUrl}/plain`)).text()).toBe("plain\n")
+    const after = await expectIdle(ops.metricsUrl)
     expect(after.value("pushpin_origin_errors", { transport: "http" }) - errorsBefore).toBe(1)
-    writeFileSync(refusing, `* 127.0.0.1:${origin.port}\n`)
+    writeFileSync(refusing, `* 127.0.0.1:${ops.origin.port}\n`)
   })
 
   test("a publish flood reaches every subscriber in order and leaves no queue behind", async () => {
-    const subscribers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${proxy.baseUrl}/stream/flood`)))
+    const subscribers = await Promise.all(Array.from({ length: 20 }, () => fetch(`${ops.proxy.baseUrl}/stream/flood`)))
     const readers = subscribers.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
-    await subscribed(proxy, "flood", 20)
+    await subscribed(ops.proxy, "flood", 20)
     const batches = 100
     await Promise.all(
       Array.from({ length: batches }, (_, batch) =>
-        publish(proxy.publishUrl, Array.from({ length: 10 }, (_, n) => ({ channel: "flood", id: `${batch}-${n}`, formats: { "http-stream": { content: `${batch}-${n}\n` } } })))
+        publish(ops.proxy.publishUrl, Array.from({ length: 10 }, (_, n) => ({ channel: "flood", id: `${batch}-${n}`, formats: { "http-stream": { content: `${batch}-${n}\n` } } })))
       )
     )
     const texts = await Promise.all(readers.map((reader) => readUntil(reader, (text) => text.split("\n").length > batches * 10 + 1)))
@@ -312,18 +299,18 @@ describe("faults", () => {
       }
     }
     for (const reader of readers) await reader.cancel()
-    await expectIdle(metricsUrl)
+    await expectIdle(ops.metricsUrl)
   }, 30_000)
 
   test("a reader that never reads costs bounded memory, and its drops are counted while others receive everything", async () => {
-    const stalled = connect(proxy.port, "127.0.0.1")
+    const stalled = connect(ops.proxy.port, "127.0.0.1")
     stalled.on("error", () => {})
     stalled.pause()
     stalled.write("GET /stream/stall HTTP/1.1\r\nHost: stall.test\r\n\r\n")
-    const healthy = await fetch(`${proxy.baseUrl}/stream/stall`)
+    const healthy = await fetch(`${ops.proxy.baseUrl}/stream/stall`)
     const reader = (healthy.body as ReadableStream<Uint8Array>).getReader()
-    await subscribed(proxy, "stall", 2)
-    const before = await scrape(metricsUrl)
+    await subscribed(ops.proxy, "stall", 2)
+    const before = await scrape(ops.metricsUrl)
     const chunk = `${"y".repeat(64 * 1024 - 1)}\n`
     let received = 0
     const draining = (async () => {
@@ -336,12 +323,12 @@ describe("faults", () => {
     const batches = 300
     for (let batch = 0; batch < batches; batch++) {
       const items = Array.from({ length: 10 }, () => ({ channel: "stall", formats: { "http-stream": { content: chunk } } }))
-      expect((await publish(proxy.publishUrl, items)).status).toBe(200)
+      expect((await publish(ops.proxy.publishUrl, items)).status).toBe(200)
     }
-    await publish(proxy.publishUrl, [{ channel: "stall", formats: { "http-stream": { action: "close" } } }])
+    await publish(ops.proxy.publishUrl, [{ channel: "stall", formats: { "http-stream": { action: "close" } } }])
     await draining
     expect(received).toBe("start\n".length + batches * 10 * chunk.length)
-    const after = await scrape(metricsUrl)
+    const after = await scrape(ops.metricsUrl)
     const dropped = after.value("pushpin_drops", { reason: "slow_reader", transport: "http" }) - before.value("pushpin_drops", { reason: "slow_reader", transport: "http" })
     expect(dropped).toBeGreaterThan(0)
     // 3 000 × 64 KB (192 MB) went to the stalled reader; it may keep at most its outbox (100
@@ -350,17 +337,15 @@ describe("faults", () => {
     const published = batches * 10 * chunk.length
     const grown = after.value("pushpin_process_resident_memory_bytes") - before.value("pushpin_process_resident_memory_bytes")
     expect(grown).toBeLessThan(published / 2)
-    expect(proxy.logs()).toMatch(/drop: connection \d+ route \S+ channel stall: outbox full/)
+    expect(ops.proxy.logs()).toMatch(/drop: connection \d+ route \S+ channel stall: outbox full/)
     stalled.destroy()
-    await expectIdle(metricsUrl)
+    await expectIdle(ops.metricsUrl)
   }, 60_000)
 })
 
 describe("graceful stop", () => {
   test("held streams end cleanly, long-polls get their timeout response, WebSockets get 1001, /ready turns 503, exit 0", async () => {
-    const dir = tempDir()
-    const origin = gripOrigin()
-    const proxy = await startPushpinTs({ args: ["--config", writeConfig(dir, origin.port, { proxy: "" })] })
+    const { proxy, origin, dir } = await startOpsServer()
     try {
       const stream = await fetch(`${proxy.baseUrl}/stream/bye`)
       const streamReader = (stream.body as ReadableStream<Uint8Array>).getReader()
