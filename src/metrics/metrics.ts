@@ -252,7 +252,8 @@ const collect = (sources: Sources): ReadonlyArray<MetricFamily> => {
       samples: [
         { labels: { kind: "failover" }, value: proxy.stats.failovers + ws.failovers },
         { labels: { kind: "hold_update" }, value: h.holds.retries },
-        { labels: { kind: "link_fetch_failure" }, value: h.holds.linkFailures }
+        { labels: { kind: "link_fetch_failure" }, value: h.holds.linkFailures },
+        { labels: { kind: "ws_over_http" }, value: ws.overHttpRetries }
       ]
     },
     {

@@ -262,7 +262,12 @@ export const makeProxy = (
     stats: webSocketStats,
     environment: { stats: webSocketStats, openGripSession: handler.openWebSocket },
     accessLog,
-    connectOverHttp: makeOverHttpConnector({ gripSig: (request) => signerFor(request.route)?.current() })
+    connectOverHttp: makeOverHttpConnector({
+      gripSig: (request) => signerFor(request.route)?.current(),
+      onRetry: () => {
+        webSocketStats.overHttpRetries++
+      }
+    })
   }
 
   interface UpgradeFacts {

@@ -67,6 +67,8 @@ export interface WohEnvironment {
   readonly limits: BatchLimits
   /** For log lines: the origin's URI. */
   readonly uri: string
+  /** Counts each request sent again after a failure (metrics). */
+  readonly onRetry?: () => void
 }
 
 /** An answer that arrived whole: status, headers and the body (≤ MAX_RESPONSE_BODY_BYTES). */
@@ -398,7 +400,10 @@ export class WohConnection implements OriginSocket {
       attempts++ === 0
         ? Effect.fail(failure)
         : Effect.tryPromise({
-          try: (signal) => exchange(this.env, this.headersFor(flight), flight.body, signal),
+          try: (signal) => {
+            this.env.onRetry?.()
+            return exchange(this.env, this.headersFor(flight), flight.body, signal)
+          },
           catch: (error) => requestFailure(error, `POST ${this.env.uri}`)
         })
     )

@@ -52,6 +52,8 @@ export interface OverHttpDeps {
   /** Tests only: the retry policy of later requests (default RETRY_SCHEDULE). */
   readonly retrySchedule?: Schedule.Schedule<unknown>
   readonly requestTimeoutMs?: number
+  /** Counts each request sent again after a failure (metrics). */
+  readonly onRetry?: () => void
 }
 
 export interface PostInit {
@@ -126,7 +128,8 @@ export const makeOverHttpConnector = (deps: OverHttpDeps) => {
       retrySchedule: deps.retrySchedule ?? RETRY_SCHEDULE,
       requestTimeoutMs: deps.requestTimeoutMs ?? REQUEST_TIMEOUT_MS,
       limits: { maxContentBytes: MAX_REQUEST_CONTENT_BYTES, maxEvents: target.oneEvent ? 1 : undefined },
-      uri
+      uri,
+      ...(deps.onRetry === undefined ? {} : { onRetry: deps.onRetry })
     }
     return openOverHttp(env, request.headers)
   }

@@ -74,6 +74,8 @@ export interface WsProxyStats {
   /** Origin or handler messages a slow client lost. */
   droppedToClient: number
   detached: number
+  /** WebSocket-over-HTTP requests sent again after a failure. */
+  overHttpRetries: number
 }
 
 export const makeWsProxyStats = (): WsProxyStats => ({
@@ -88,7 +90,8 @@ export const makeWsProxyStats = (): WsProxyStats => ({
   controlMessages: 0,
   controlErrors: 0,
   droppedToClient: 0,
-  detached: 0
+  detached: 0,
+  overHttpRetries: 0
 })
 
 type OriginTarget = Extract<Target, { kind: "origin" }>

@@ -52,6 +52,7 @@ const harness = (options: { readonly oneEvent?: boolean; readonly retries?: numb
   const wheel = new TimerWheel({ now: () => now })
   const sent: Array<Sent> = []
   let signatures = 0
+  const retried = { count: 0 }
   const env: WohEnvironment = {
     post: (headers, body, signal) =>
       new Promise<Response>((resolve, reject) => {
@@ -65,7 +66,10 @@ const harness = (options: { readonly oneEvent?: boolean; readonly retries?: numb
     retrySchedule: Schedule.spaced("1 millis").pipe(Schedule.upTo({ times: options.retries ?? 5 })),
     requestTimeoutMs: 60_000,
     limits: { maxContentBytes: MAX_REQUEST_CONTENT_BYTES, maxEvents: options.oneEvent === true ? 1 : undefined },
-    uri: "http://origin.test/ws"
+    uri: "http://origin.test/ws",
+    onRetry: () => {
+      retried.count++
+    }
   }
   const advance = (ms: number) => {
     now += ms
@@ -83,7 +87,7 @@ const harness = (options: { readonly oneEvent?: boolean; readonly retries?: numb
     if (found === undefined) throw new Error("unreachable")
     return found
   }
-  return { env, sent, wheel, advance, last, request }
+  return { env, sent, wheel, advance, last, request, retried }
 }
 
 type Harness = ReturnType<typeof harness>
@@ -531,6 +535,7 @@ describe("failures and retries", () => {
     for (const n of [2, 3, 4]) (await h.request(n)).fail(connectError())
     await waitUntil("the close", () => heard.length > 0)
     expect(h.sent.length).toBe(4)
+    expect(h.retried.count).toBe(2)
     expect(heard[heard.length - 1]).toBe("close:undefined::false")
     expect(connection.released).toBe(true)
     expect(h.wheel.size).toBe(0)
