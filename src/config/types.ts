@@ -99,7 +99,7 @@ export interface ProxySettings {
   /** Cap on requests in flight through the proxy; defaults to `client_maxconn`. */
   readonly maxOpenRequests: number
   /**
-   * pushpin-ts only (`[proxy] origin_max_concurrency`, default 1024): requests in flight to one
+   * pushpin-ts only (`[proxy] origin_max_concurrency`, default 256): requests in flight to one
    * origin at once; more wait in line (bounded by `max_open_requests`), past that 503.
    */
   readonly originMaxConcurrency: number

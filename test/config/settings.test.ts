@@ -168,7 +168,7 @@ describe("keys absent from a config file get Pushpin's fallbacks", () => {
     expect(settings.proxy.setXForwardedProtocol).toBe("none")
     expect(settings.proxy.workers).toBe(1)
     expect(settings.proxy.maxOpenRequests).toBe(50000)
-    expect(settings.proxy.originMaxConcurrency).toBe(1024)
+    expect(settings.proxy.originMaxConcurrency).toBe(256)
     expect(settings.proxy.statsReportInterval).toBe(10)
     expect(settings.proxy.prometheusPort).toBeUndefined()
     expect(settings.handler.pushInSpec).toBeUndefined()
