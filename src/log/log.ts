@@ -5,7 +5,7 @@
  * an Effect per request) and the control plane (Effect's logger forwards here), so every line
  * has the same shape and honours the same per-service levels.
  */
-import { appendFileSync } from "node:fs"
+import { openSync, writeSync } from "node:fs"
 import { Logger, References, type LogLevel } from "effect"
 import type { LogLevelNumber, LogLevelSpec } from "../config/types.ts"
 
@@ -30,17 +30,59 @@ export interface LogOptions {
   readonly file: string | undefined
 }
 
+/** Past this many buffered bytes the batch is written at once instead of at the end of the tick. */
+const LOG_BATCH_BYTES = 64 * 1024
+
+/**
+ * Lines are gathered and written once per event-loop turn (or when 64 KB wait): one write per
+ * line, and for `--logfile` an open and close per line as `appendFileSync` does, cost a fifth of
+ * the CPU of a busy proxy (measured with the benchmark's profiles). Writes are synchronous, so
+ * lines keep their order, and whatever waits is written when the process exits.
+ */
+class BatchedSink {
+  private pending = ""
+  private scheduled = false
+  private fd: number | undefined
+
+  constructor(private readonly file: string | undefined) {
+    process.on("exit", () => this.flush())
+  }
+
+  write(line: string): void {
+    this.pending += line
+    if (this.pending.length >= LOG_BATCH_BYTES) this.flush()
+    else if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(() => this.flush())
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false
+    if (this.pending === "") return
+    const batch = this.pending
+    this.pending = ""
+    try {
+      if (this.file === undefined) writeSync(2, batch)
+      else {
+        this.fd ??= openSync(this.file, "a")
+        writeSync(this.fd, batch)
+      }
+    } catch {
+      // A log that cannot be written (stderr closed, disk full) must not take the server down.
+    }
+  }
+}
+
 export const makeLogWriter = (options: LogOptions): LogWriter => {
   const levelOf = (service: Service): LogLevelNumber =>
     options.levels.perService.get(service) ?? options.levels.level
-  const emit = options.file === undefined
-    ? (line: string) => process.stderr.write(line)
-    : (line: string) => appendFileSync(options.file as string, line)
+  const sink = new BatchedSink(options.file)
   return {
     enabled: (service, level) => level <= levelOf(service),
     write: (service, level, message) => {
       if (level > levelOf(service)) return
-      emit(`[${LEVEL_NAMES[level]}] ${formatTimestamp(new Date())} [${service}] ${message}\n`)
+      sink.write(`[${LEVEL_NAMES[level]}] ${formatTimestamp(new Date())} [${service}] ${message}\n`)
     }
   }
 }
