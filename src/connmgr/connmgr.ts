@@ -10,7 +10,7 @@
  * no accept cap, so `client_maxconn` is enforced here on requests in progress plus open
  * WebSockets: past it a client gets 503 + Retry-After at once instead of a reset or a hang.
  */
-import { Context, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import { AppSettings } from "../config/live.ts"
 import type { ListenAddress } from "../config/types.ts"
 import { Handler } from "../handler/handler.ts"
@@ -19,6 +19,7 @@ import { ListenError, type ListenerSpec, type RunningServer, ServerRuntimeServic
 import { splitRequestTarget } from "../proxy/headers.ts"
 import { Operations } from "../metrics/operations.ts"
 import { Proxy, SHED_RETRY_AFTER_SECONDS } from "../proxy/proxy.ts"
+import { MemoryReleasePolicy } from "./memory-release.ts"
 import { applySocketOwnership, prepareSocketPath } from "./local-socket.ts"
 import { certificatesForPort, readCertsDir } from "./tls-certs.ts"
 
@@ -27,6 +28,9 @@ export const CLIENT_IDLE_TIMEOUT_SECONDS = 120
 
 /** In-flight requests get this long to finish on a graceful stop before connections are cut. */
 export const SHUTDOWN_DRAIN_DEADLINE_MS = 5000
+
+/** How often the connection count is compared with its peak (see memory-release.ts). */
+const MEMORY_CHECK_INTERVAL_SECONDS = 2
 
 /** WebSocket close code for a server going down. */
 const WEBSOCKET_GOING_AWAY = 1001
@@ -194,6 +198,16 @@ export class Connmgr extends Context.Service<Connmgr, {
       }
       // Added after the listeners, so it runs before their release.
       yield* Effect.addFinalizer(() => drain)
+
+      const memory = new MemoryReleasePolicy()
+      const releaseMemoryAfterDrops = Effect.sync(() => {
+        const open = inFlight()
+        if (!memory.observe(open)) return
+        const before = process.memoryUsage().rss
+        runtime.releaseMemory()
+        log.write("connmgr", 3, `memory: full collection after connections fell to ${open}: RSS ${Math.round(before / 1e6)} MB -> ${Math.round(process.memoryUsage().rss / 1e6)} MB`)
+      })
+      yield* Effect.forkScoped(Effect.forever(Effect.andThen(Effect.sleep(Duration.seconds(MEMORY_CHECK_INTERVAL_SECONDS)), releaseMemoryAfterDrops)))
       return Connmgr.of({ servers, stats, inFlight })
     }).pipe(Effect.annotateLogs({ service: "connmgr" }))
   )

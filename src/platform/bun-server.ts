@@ -152,4 +152,4 @@ const serve = (options: ServeOptions): RunningServer => {
   }
 }
 
-export const BunServerRuntime: ServerRuntime = { name: `bun ${Bun.version}`, serve }
+export const BunServerRuntime: ServerRuntime = { name: `bun ${Bun.version}`, serve, releaseMemory: () => Bun.gc(true) }

@@ -116,6 +116,8 @@ export interface RunningServer {
 export interface ServerRuntime {
   readonly name: string
   readonly serve: (options: ServeOptions) => RunningServer
+  /** A full garbage collection that hands freed memory back to the OS (it pauses the process). */
+  readonly releaseMemory: () => void
 }
 
 /** A listener could not be opened (port in use, permission, bad address). */
