@@ -1,5 +1,5 @@
 /**
- * A WebSocket client for origins, over a raw TCP or TLS socket.
+ * A WebSocket client for origins, over a raw TCP or TLS connection (`origin-transport.ts`).
  *
  * Why not Bun's `WebSocket`: when an origin refuses the upgrade, Pushpin relays the refusal
  * (status, reason, headers, body up to 100 000 bytes) to the client, and Bun's client only
@@ -17,8 +17,7 @@
  *   does, so the client's pong (with its payload) answers the origin's ping.
  */
 import { createHash, randomBytes } from "node:crypto"
-import net from "node:net"
-import tls from "node:tls"
+import { isIP, isIPv6 } from "node:net"
 import { Schema } from "effect"
 import { EMPTY_BYTES, utf8 } from "../grip/internal/bytes.ts"
 import {
@@ -31,7 +30,8 @@ import {
   type WebSocketMessage,
   WebSocketProtocolError
 } from "./frames.ts"
-import { headerTokens, OriginHandshakeError, ResponseReader, type ReaderStep, type ResponseHead } from "./upgrade-response.ts"
+import { OriginTransport, type OriginTransportListener, type OriginTransportOptions } from "./origin-transport.ts"
+import { headerTokens, OriginHandshakeError, ResponseReader, type ReaderStep } from "./upgrade-response.ts"
 
 export { MAX_REJECTION_BODY_BYTES, MAX_RESPONSE_HEAD_BYTES, OriginHandshakeError } from "./upgrade-response.ts"
 
@@ -52,6 +52,12 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000
  * its TCP close after the frames are exchanged) before dropping the socket.
  */
 export const CLOSE_HANDSHAKE_TIMEOUT_MS = 5_000
+
+/**
+ * Masks only have to be unpredictable to whoever chooses the payload (RFC 6455 §10.3), so they
+ * come from one CSPRNG fill of this many bytes instead of a call per frame.
+ */
+const MASK_POOL_BYTES = 4096
 
 /** Headers this client writes itself; a caller's values for them are not sent. */
 const HANDSHAKE_HEADERS: ReadonlySet<string> = new Set([
@@ -147,14 +153,6 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
   new Promise((resolve, reject) => {
     const key = randomBytes(16).toString("base64")
     const request = handshakeRequest(options, key)
-    const socket = options.tls
-      ? tls.connect({
-          host: options.host,
-          port: options.port,
-          rejectUnauthorized: options.insecure !== true,
-          ...serverNameOption(options)
-        })
-      : net.connect({ host: options.host, port: options.port })
     const reader = new ResponseReader()
     let connected = false
     let settled = false
@@ -176,16 +174,13 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
       if (settled) return false
       settled = true
       clearTimeout(timer)
-      socket.off("data", onData)
-      socket.off("error", onError)
-      socket.off("close", onSocketClose)
-      // Whatever the socket reports from now on belongs to the connection, or to nobody.
-      socket.on("error", ignoreError)
+      // Whatever the transport reports from now on belongs to the connection, or to nobody.
+      transport.listen(IGNORING_LISTENER)
       return true
     }
     const fail = (error: OriginConnectError | OriginHandshakeError): void => {
       if (!settle()) return
-      socket.destroy()
+      transport.terminate()
       reject(error)
     }
     const handle = (step: ReaderStep): void => {
@@ -196,7 +191,7 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
           return fail(step.error)
         case "Rejected": {
           if (!settle()) return
-          socket.destroy()
+          transport.terminate()
           const { status, statusText, headers } = step.head
           return resolve({ _tag: "Rejected", status, statusText, headers, body: step.body })
         }
@@ -206,17 +201,14 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
             return fail(new OriginHandshakeError({ reason: "invalid-response", message: problem }))
           }
           if (!settle()) return
-          socket.pause()
+          transport.pause()
           const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
-          const connection = new OriginWebSocket(socket, step.rest, maxMessageBytes)
+          const connection = new OriginWebSocket(transport, step.rest, maxMessageBytes)
           return resolve({ _tag: "Open", connection, headers: step.head.headers })
         }
       }
     }
-    function onData(chunk: Uint8Array): void {
-      handle(reader.feed(chunk))
-    }
-    function onError(error: Error): void {
+    const onError = (error: Error): void => {
       if (!connected) {
         const message = `cannot connect to ${where()}: ${error.message}`
         fail(new OriginConnectError({ code: errorCode(error), message }))
@@ -225,20 +217,24 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
         fail(new OriginHandshakeError({ reason: "closed", message }))
       }
     }
-    function onSocketClose(): void {
+    const onClose = (): void => {
       if (!connected) {
         fail(new OriginConnectError({ code: "EUNKNOWN", message: `cannot connect to ${where()}: connection closed` }))
       } else {
         handle(reader.end())
       }
     }
-    socket.once(options.tls ? "secureConnect" : "connect", () => {
-      connected = true
-      socket.write(request)
+    const transport = new OriginTransport({
+      onConnect: () => {
+        connected = true
+        transport.write(request)
+      },
+      onData: (chunk) => handle(reader.feed(chunk)),
+      onDrain: () => {},
+      onError,
+      onClose
     })
-    socket.on("data", onData)
-    socket.on("error", onError)
-    socket.on("close", onSocketClose)
+    transport.connect(transportOptions(options))
   })
 
 // ---------------------------------------------------------------------------------------------
@@ -262,29 +258,27 @@ export class OriginWebSocket {
   private inboundHead = 0
   private readonly decoder: FrameDecoder
   private readonly assembler: MessageAssembler
-  private socketError: Error | undefined = undefined
+  private transportError: Error | undefined = undefined
   private closeTimer: ReturnType<typeof setTimeout> | undefined = undefined
 
   /** @internal */
   constructor(
-    private readonly socket: net.Socket,
+    private readonly transport: OriginTransport,
     bytesAfterHead: Uint8Array,
     maxMessageBytes: number
   ) {
     this.decoder = new FrameDecoder({ masking: "forbidden", maxPayloadBytes: maxMessageBytes })
     this.assembler = new MessageAssembler({ maxMessageBytes })
-    socket.on("data", (chunk: Uint8Array) => this.receive(chunk))
-    socket.on("drain", () => {
-      if (!this.finished) this.handlers?.onDrain()
-    })
-    socket.on("error", (error) => {
-      this.socketError ??= error
-    })
-    socket.on("close", () => {
-      clearTimeout(this.closeTimer)
-      if (this.state === "closed" && this.finished) return
-      this.state = "closed"
-      this.enqueue({ kind: "disconnected", error: this.socketError })
+    transport.listen({
+      onConnect: () => {},
+      onData: (chunk) => this.receive(chunk),
+      onDrain: () => {
+        if (!this.finished) this.handlers?.onDrain()
+      },
+      onError: (error) => {
+        this.transportError ??= error
+      },
+      onClose: () => this.disconnected()
     })
     if (bytesAfterHead.length > 0) this.receive(bytesAfterHead)
   }
@@ -296,7 +290,7 @@ export class OriginWebSocket {
 
   /** Bytes handed to the socket and not yet written to the kernel; pause sending while high. */
   get bufferedAmount(): number {
-    return this.socket.writableLength
+    return this.transport.bufferedAmount
   }
 
   /** Begin delivering, starting with any frames that came with the 101. Once only. */
@@ -309,14 +303,14 @@ export class OriginWebSocket {
   /** Stop reading from the origin; events already decoded wait too. */
   pause(): void {
     this.paused = true
-    this.socket.pause()
+    this.transport.pause()
   }
 
   resume(): void {
     if (this.handlers === undefined) return
     this.paused = false
     this.deliver()
-    if (!this.paused && !this.finished) this.socket.resume()
+    if (!this.paused && !this.finished) this.transport.resume()
   }
 
   // Sending is ignored once a close has been sent or received: RFC 6455 §5.5.1 allows no data
@@ -351,7 +345,7 @@ export class OriginWebSocket {
     const payload = encodeClosePayload(code, reason)
     this.state = "closing"
     this.writeFrame(Opcode.Close, payload)
-    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_HANDSHAKE_TIMEOUT_MS)
+    this.closeTimer = setTimeout(() => this.abandon(), CLOSE_HANDSHAKE_TIMEOUT_MS)
     if (this.handlers !== undefined) this.resume()
   }
 
@@ -359,7 +353,8 @@ export class OriginWebSocket {
   terminate(): void {
     if (this.finished) return
     this.state = "closed"
-    this.socket.destroy()
+    clearTimeout(this.closeTimer)
+    this.transport.terminate()
     if (this.handlers === undefined) {
       this.finished = true
       return
@@ -376,7 +371,21 @@ export class OriginWebSocket {
   }
 
   private writeFrame(opcode: Opcode, payload: Uint8Array): void {
-    this.socket.write(encodeFrame({ fin: true, opcode, payload, mask: randomBytes(4) }))
+    this.transport.write(encodeFrame({ fin: true, opcode, payload, mask: nextMask() }))
+  }
+
+  /** The transport closed: the origin ended TCP, or the connection failed. */
+  private disconnected(): void {
+    clearTimeout(this.closeTimer)
+    if (this.state === "closed" && this.finished) return
+    this.state = "closed"
+    this.enqueue({ kind: "disconnected", error: this.transportError })
+  }
+
+  /** The origin did not finish the close handshake in time: drop it, uncleanly. */
+  private abandon(): void {
+    this.transport.terminate()
+    this.disconnected()
   }
 
   private receive(chunk: Uint8Array): void {
@@ -465,23 +474,38 @@ export class OriginWebSocket {
 
   /** Half-close, then let the origin close TCP (RFC 6455 §7.1.1: the server closes first). */
   private endSocket(): void {
-    if (this.socket.destroyed) return
-    this.socket.resume()
-    this.socket.end()
+    if (this.transport.isClosed) return
+    this.transport.resume()
+    this.transport.end()
     clearTimeout(this.closeTimer)
-    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_HANDSHAKE_TIMEOUT_MS)
+    this.closeTimer = setTimeout(() => this.abandon(), CLOSE_HANDSHAKE_TIMEOUT_MS)
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Handshake request and response
 
-const serverNameOption = (options: OriginWebSocketOptions): { servername?: string } => {
-  const servername = options.servername ?? (net.isIP(options.host) === 0 ? options.host : undefined)
-  return servername === undefined ? {} : { servername }
+const transportOptions = (options: OriginWebSocketOptions): OriginTransportOptions => {
+  if (!options.tls) return { host: options.host, port: options.port }
+  const serverName = options.servername ?? (isIP(options.host) === 0 ? options.host : undefined)
+  const rejectUnauthorized = options.insecure !== true
+  return { host: options.host, port: options.port, tls: serverName === undefined ? { rejectUnauthorized } : { serverName, rejectUnauthorized } }
 }
 
-const hostPort = (host: string, port: number): string => `${net.isIPv6(host) ? `[${host}]` : host}:${port}`
+const hostPort = (host: string, port: number): string => `${isIPv6(host) ? `[${host}]` : host}:${port}`
+
+let maskPool = randomBytes(MASK_POOL_BYTES)
+let maskPoolAt = 0
+
+/** Four fresh random bytes; `encodeFrame` copies them, so the pool's memory can be reused. */
+const nextMask = (): Uint8Array => {
+  if (maskPoolAt === MASK_POOL_BYTES) {
+    maskPool = randomBytes(MASK_POOL_BYTES)
+    maskPoolAt = 0
+  }
+  maskPoolAt += 4
+  return maskPool.subarray(maskPoolAt - 4, maskPoolAt)
+}
 
 /** Visible ASCII only: anything else would break the request line. */
 const REQUEST_TARGET = /^[\x21-\x7e]+$/
@@ -524,7 +548,15 @@ const checkSwitchingHead = (headers: Headers, key: string, requestHeaders: Heade
   return undefined
 }
 
-const ignoreError = (): void => {}
+const ignore = (): void => {}
+
+const IGNORING_LISTENER: OriginTransportListener = {
+  onConnect: ignore,
+  onData: ignore,
+  onDrain: ignore,
+  onError: ignore,
+  onClose: ignore
+}
 
 const errorCode = (error: Error): string => {
   const code: unknown = "code" in error ? error.code : undefined

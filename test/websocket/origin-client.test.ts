@@ -615,6 +615,41 @@ describe("against raw origins", () => {
     )
   })
 
+  test("frames written while the origin does not read reach it whole and in order", async () => {
+    await withRawOrigin(
+      ({ socket, key }) => {
+        socket.write(switching(key))
+        socket.pause()
+      },
+      async (port, connections) => {
+        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        record(connection)
+        // Larger than the kernel's buffers take at once, so later frames queue behind the rest of
+        // the first.
+        const first = new Uint8Array(6 * 1024 * 1024).fill(1)
+        const second = new Uint8Array(3 * 1024 * 1024).fill(2)
+        connection.sendBinary(first)
+        connection.sendText("between")
+        connection.sendBinary(second)
+        connection.close(4000, "done")
+        expect(connection.bufferedAmount).toBeGreaterThan(0)
+        connections[0]?.socket.resume()
+        await waitFor("four frames", () => clientFrames(connections[0]).length === 4)
+        const frames = clientFrames(connections[0])
+        expect(frames.map((frame) => [frame.opcode, frame.payload.length])).toEqual([
+          [Opcode.Binary, first.length],
+          [Opcode.Text, 7],
+          [Opcode.Binary, second.length],
+          [Opcode.Close, 6]
+        ])
+        expect(frames[0]?.payload).toEqual(first)
+        expect(frames[2]?.payload).toEqual(second)
+        expect(frames[3]?.payload).toEqual(encodeClosePayload(4000, "done"))
+        connection.terminate()
+      }
+    )
+  })
+
   test("a close-delimited refusal body is read to the end of the connection", async () => {
     await withRawOrigin(
       ({ socket }) => socket.end("HTTP/1.1 502 Bad Gateway\r\nX-Upstream: down\r\n\r\nupstream is down"),
@@ -717,6 +752,18 @@ describe("wss", () => {
     connection.sendText("over tls")
     await until("text")
     expect(events).toEqual([["text", "over tls"]])
+    connection.terminate()
+  })
+
+  test("a 4 MB message round trips over TLS", async () => {
+    const { connection } = expectOpen(await connectOriginWebSocket(options(secure.port ?? 0, { tls: true, insecure: true })))
+    const { events, until } = record(connection)
+    const big = new Uint8Array(4 * 1024 * 1024)
+    for (let i = 0; i < big.length; i++) big[i] = i % 253
+    connection.sendBinary(big)
+    await until("binary")
+    // A drain may come first: TLS need not take 4 MB in one write.
+    expect(events.filter((event) => event[0] !== "drain")).toEqual([["binary", big]])
     connection.terminate()
   })
 
