@@ -17,7 +17,16 @@
  * file in the temp dir).
  */
 
-export type IniSections = Readonly<Record<string, Readonly<Record<string, string>>>>
+import {
+  debianPushpinConf,
+  debianZurlConf,
+  type IniSections,
+  privateZurlSpecs,
+  renderIni,
+  withOverrides
+} from "../test/support/debian-config.ts"
+
+export { renderIni, type IniSections }
 
 export interface BenchPorts {
   readonly http: number
@@ -46,103 +55,23 @@ export const SHARED_LIMITS = {
   runner: { client_maxconn: "50000", client_buffer_size: "8192", log_level: "2" }
 } as const
 
-export const zurlSpecs = (dir: string) => ({
-  in: `ipc://${dir}/run/zurl-in`,
-  inStream: `ipc://${dir}/run/zurl-in-stream`,
-  out: `ipc://${dir}/run/zurl-out`
-})
+export const zurlSpecs = (dir: string) => privateZurlSpecs(`${dir}/run`)
 
-export const renderIni = (sections: IniSections): string =>
-  Object.entries(sections)
-    .map(([name, keys]) => `[${name}]\n${Object.entries(keys).map(([key, value]) => `${key}=${value}\n`).join("")}`)
-    .join("\n")
+export const pushpinConfSections = (ports: BenchPorts, paths: ConfPaths): IniSections =>
+  withOverrides(
+    debianPushpinConf(ports, {
+      runDir: `${paths.dir}/run`,
+      logDir: `${paths.dir}/log`,
+      routesFile: `${paths.dir}/routes`,
+      internalConf: paths.internalConf,
+      condureBin: paths.condureBin,
+      zurlBin: paths.zurlBin
+    }),
+    { ...SHARED_LIMITS, ...BENCH_OVERRIDES }
+  )
 
-export const pushpinConfSections = (ports: BenchPorts, paths: ConfPaths): IniSections => {
-  const zurl = zurlSpecs(paths.dir)
-  return {
-    global: {
-      include: paths.internalConf,
-      rundir: `${paths.dir}/run`,
-      ipc_prefix: "pushpin-",
-      port_offset: "0",
-      stats_connection_ttl: "120"
-    },
-    runner: {
-      services: "condure,pushpin-proxy,pushpin-handler",
-      http_port: `127.0.0.1:${ports.http}`,
-      logdir: `${paths.dir}/log`,
-      ...SHARED_LIMITS.runner,
-      condure_bin: paths.condureBin,
-      zurl_bin: paths.zurlBin
-    },
-    proxy: {
-      routesfile: `${paths.dir}/routes`,
-      debug: "false",
-      auto_cross_origin: "false",
-      accept_x_forwarded_protocol: "false",
-      set_x_forwarded_protocol: "proto-only",
-      x_forwarded_for: "",
-      x_forwarded_for_trusted: "",
-      orig_headers_need_mark: "",
-      accept_pushpin_route: "false",
-      log_from: "false",
-      log_user_agent: "false",
-      sig_iss: "pushpin",
-      sig_key: "changeme",
-      upstream_key: "",
-      sockjs_url: "http://cdn.jsdelivr.net/sockjs/0.3.4/sockjs.min.js",
-      updates_check: "off",
-      organization_name: "",
-      zurl_out_specs: zurl.in,
-      zurl_out_stream_specs: zurl.inStream,
-      zurl_in_specs: zurl.out
-    },
-    handler: {
-      push_in_spec: `tcp://127.0.0.1:${ports.pushIn}`,
-      push_in_sub_specs: `tcp://127.0.0.1:${ports.pushInSub}`,
-      push_in_sub_connect: "false",
-      push_in_http_addr: "127.0.0.1",
-      push_in_http_port: String(ports.publish),
-      push_in_http_max_headers_size: "10000",
-      push_in_http_max_body_size: "1000000",
-      stats_spec: `ipc://${paths.dir}/run/pushpin-stats`,
-      command_spec: `tcp://127.0.0.1:${ports.command}`,
-      ...BENCH_OVERRIDES.handler,
-      message_wait: "5000",
-      id_cache_ttl: "60",
-      connection_subscription_max: "20",
-      subscription_linger: "60",
-      stats_subscription_ttl: "60",
-      stats_report_interval: "10",
-      stats_format: "tnetstring"
-    }
-  }
-}
-
-/**
- * zurl as Debian configures it (/etc/zurl.conf), on private sockets and with an empty deny
- * list: Debian denies 127.*, which would refuse every local origin.
- */
-export const zurlConfSections = (dir: string): IniSections => {
-  const zurl = zurlSpecs(dir)
-  return {
-    General: {
-      instance_id: "",
-      in_spec: zurl.in,
-      in_stream_spec: zurl.inStream,
-      out_spec: zurl.out,
-      in_req_spec: "",
-      defpolicy: "allow",
-      allow: "",
-      deny: "",
-      max_open_requests: "2000",
-      buffer_size: "200000",
-      timeout: "600",
-      in_hwm: "1000",
-      out_hwm: "1000"
-    }
-  }
-}
+/** zurl as Debian configures it, on private sockets and with an empty deny list. */
+export const zurlConfSections = (dir: string): IniSections => debianZurlConf(`${dir}/run`)
 
 /** Host names the routes file gives to the built-in test handler (held streams, readiness). */
 export const HOLD_HOST = "hold.bench"

@@ -17,6 +17,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { debianPushpinConf, debianZurlConf, privateZurlSpecs, renderIni, withOverrides } from "./debian-config.ts";
 
 export type ReferencePushpinOptions = {
   /** Lines of the routes file, e.g. `* 127.0.0.1:8080` or `* test`. */
@@ -194,13 +195,6 @@ const freePorts = (count: number): Array<number> => {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-type Sections = Record<string, Record<string, string>>;
-
-const renderIni = (sections: Sections): string =>
-  Object.entries(sections)
-    .map(([name, keys]) => `[${name}]\n${Object.entries(keys).map(([k, v]) => `${k}=${v}\n`).join("")}`)
-    .join("\n");
-
 /** One raw HTTP/1.1 exchange with Connection: close; resolves with the whole response text. */
 const rawRequest = (port: number, request: string, timeoutMs: number): Promise<string> =>
   new Promise((resolve, reject) => {
@@ -310,99 +304,22 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
     throw new Error("could not allocate ports");
   }
 
-  const zurlIn = `ipc://${runDir}/zurl-in`;
-  const zurlInStream = `ipc://${runDir}/zurl-in-stream`;
-  const zurlOut = `ipc://${runDir}/zurl-out`;
-
-  const zurlConf: Sections = {
-    General: {
-      instance_id: "",
-      in_spec: zurlIn,
-      in_stream_spec: zurlInStream,
-      out_spec: zurlOut,
-      in_req_spec: "",
-      defpolicy: "allow",
-      allow: "",
-      deny: "",
-      max_open_requests: "2000",
-      buffer_size: "200000",
-      timeout: "600",
-      in_hwm: "1000",
-      out_hwm: "1000",
-      ...options.zurl,
-    },
-  };
-
-  const pushInSpec = `tcp://127.0.0.1:${pushInPort}`;
-  const pushInSubSpec = `tcp://127.0.0.1:${pushInSubPort}`;
-  const commandSpec = `tcp://127.0.0.1:${commandPort}`;
-
-  // Debian's /etc/pushpin/pushpin.conf defaults, made private.
-  const conf: Sections = {
-    global: {
-      include: bins.internalConf,
-      rundir: runDir,
-      ipc_prefix: "pushpin-",
-      port_offset: "0",
-      stats_connection_ttl: "120",
-      ...options.global,
-    },
-    runner: {
-      services: "condure,pushpin-proxy,pushpin-handler",
-      http_port: `127.0.0.1:${httpPort}`,
-      logdir: logDir,
-      log_level: "2",
-      client_buffer_size: "8192",
-      client_maxconn: "50000",
-      condure_bin: bins.condure,
-      zurl_bin: bins.zurl,
-      ...options.runner,
-    },
-    proxy: {
-      routesfile: join(dir, "routes"),
-      debug: "false",
-      auto_cross_origin: "false",
-      accept_x_forwarded_protocol: "false",
-      set_x_forwarded_protocol: "proto-only",
-      x_forwarded_for: "",
-      x_forwarded_for_trusted: "",
-      orig_headers_need_mark: "",
-      accept_pushpin_route: "false",
-      log_from: "false",
-      log_user_agent: "false",
-      sig_iss: "pushpin",
-      sig_key: "changeme",
-      upstream_key: "",
-      sockjs_url: "http://cdn.jsdelivr.net/sockjs/0.3.4/sockjs.min.js",
-      updates_check: "off",
-      organization_name: "",
-      zurl_out_specs: zurlIn,
-      zurl_out_stream_specs: zurlInStream,
-      zurl_in_specs: zurlOut,
-      ...options.proxy,
-    },
-    handler: {
-      push_in_spec: pushInSpec,
-      push_in_sub_specs: pushInSubSpec,
-      push_in_sub_connect: "false",
-      push_in_http_addr: "127.0.0.1",
-      push_in_http_port: String(publishPort),
-      push_in_http_max_headers_size: "10000",
-      push_in_http_max_body_size: "1000000",
-      stats_spec: `ipc://${runDir}/pushpin-stats`,
-      command_spec: commandSpec,
-      message_rate: "2500",
-      message_hwm: "25000",
-      message_wait: "5000",
-      id_cache_ttl: "60",
-      connection_subscription_max: "20",
-      subscription_linger: "60",
-      stats_subscription_ttl: "60",
-      stats_report_interval: "10",
-      stats_format: "tnetstring",
-      ...options.handler,
-    },
-  };
+  const zurlSpecs = privateZurlSpecs(runDir);
+  const zurlConf = withOverrides(debianZurlConf(runDir), { General: options.zurl });
+  const conf = withOverrides(
+    debianPushpinConf(
+      { http: httpPort, publish: publishPort, pushIn: pushInPort, pushInSub: pushInSubPort, command: commandPort },
+      {
+        runDir,
+        logDir,
+        routesFile: join(dir, "routes"),
+        internalConf: bins.internalConf,
+        condureBin: bins.condure,
+        zurlBin: bins.zurl,
+      },
+    ),
+    { global: options.global, runner: options.runner, proxy: options.proxy, handler: options.handler },
+  );
 
   const confPath = join(dir, "pushpin.conf");
   const zurlConfPath = join(dir, "zurl.conf");
@@ -436,7 +353,7 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
 
   const zurl = spawnLogged([bins.zurl, `--config=${zurlConfPath}`], "zurl.log");
   // Start the runner once zurl has bound its sockets, so the proxy's SUB is subscribed from the start.
-  const zurlSockets = [zurlIn, zurlInStream, zurlOut].map((spec) => spec.slice("ipc://".length));
+  const zurlSockets = [zurlSpecs.in, zurlSpecs.inStream, zurlSpecs.out].map((spec) => spec.slice("ipc://".length));
   while (!zurlSockets.every((path) => existsSync(path)) && !exited(zurl) && Date.now() < deadline) await sleep(5);
   const runner = spawnLogged([bins.pushpin, `--config=${confPath}`], "runner.log");
   const inst: Live = { dir, runner, zurl };
@@ -523,9 +440,9 @@ export const startReferencePushpin = async (options: ReferencePushpinOptions): P
     publishPort,
     baseUrl: `http://127.0.0.1:${httpPort}`,
     publishUrl: `http://127.0.0.1:${publishPort}`,
-    pushInSpec,
-    pushInSubSpec,
-    commandSpec,
+    pushInSpec: conf.handler?.push_in_spec ?? "",
+    pushInSubSpec: conf.handler?.push_in_sub_specs ?? "",
+    commandSpec: conf.handler?.command_spec ?? "",
     dir,
     logs: () => Promise.resolve(readLogs(dir)),
     stop,
