@@ -130,26 +130,22 @@ export const metric = (key: string, label: string, unit: string, digits: number,
 
 const format = (value: number, digits = 1): string => (Number.isFinite(value) ? value.toFixed(digits) : "n/a")
 
-/** pushpin-ts's median of `key` must be at least `factor` × the other side's. */
-export const atLeastTimes = (key: string, label: string, factor: number, other: Side = "pushpin"): Goal => ({
+/** pushpin-ts's median of `key` against `factor` × the other side's, in one direction. */
+const timesGoal = (bound: "at least" | "at most") => (key: string, label: string, factor: number, other: Side = "pushpin"): Goal => ({
   label,
   judge: (samples) => {
     if (!samples.has(other) || !samples.has("pushpin-ts")) return { pass: undefined, detail: `no ${other} samples` }
     const ours = samples.median("pushpin-ts", key)
     const theirs = samples.median(other, key)
     const ratio = ours / theirs
-    return { pass: ratio >= factor, detail: `${format(ratio, 2)}× (${format(ours)} vs ${format(theirs)})` }
+    return bound === "at least"
+      ? { pass: ratio >= factor, detail: `${format(ratio, 2)}× (${format(ours)} vs ${format(theirs)})` }
+      : { pass: ratio <= factor, detail: `${format(ratio, 3)}× (${format(ours, 2)} vs ${format(theirs, 2)})` }
   }
 })
 
+/** pushpin-ts's median of `key` must be at least `factor` × the other side's. */
+export const atLeastTimes = timesGoal("at least")
+
 /** pushpin-ts's median of `key` must be at most `factor` × the other side's. */
-export const atMostTimes = (key: string, label: string, factor: number, other: Side = "pushpin"): Goal => ({
-  label,
-  judge: (samples) => {
-    if (!samples.has(other) || !samples.has("pushpin-ts")) return { pass: undefined, detail: `no ${other} samples` }
-    const ours = samples.median("pushpin-ts", key)
-    const theirs = samples.median(other, key)
-    const ratio = ours / theirs
-    return { pass: ratio <= factor, detail: `${format(ratio, 3)}× (${format(ours, 2)} vs ${format(theirs, 2)})` }
-  }
-})
+export const atMostTimes = timesGoal("at most")
