@@ -204,7 +204,7 @@ describe("limits and lifecycle", () => {
       expect(ok).toBe(5)
       expect(shed).toBe(3)
       expect(peak).toBe(2)
-      expect(proxy.logs()).toContain("origin queue full")
+      await proxy.waitForLog(/origin queue full/)
     } finally {
       await proxy.stop()
       await origin.stop()

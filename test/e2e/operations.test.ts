@@ -337,7 +337,7 @@ describe("faults", () => {
     const published = batches * 10 * chunk.length
     const grown = after.value("pushpin_process_resident_memory_bytes") - before.value("pushpin_process_resident_memory_bytes")
     expect(grown).toBeLessThan(published / 2)
-    expect(ops.proxy.logs()).toMatch(/drop: connection \d+ route \S+ channel stall: outbox full/)
+    await ops.proxy.waitForLog(/drop: connection \d+ route \S+ channel stall: outbox full/)
     stalled.destroy()
     await expectIdle(ops.metricsUrl)
   }, 60_000)

@@ -360,6 +360,8 @@ describe.skipIf(!referencePushpinAvailable())("GRIP reliability: pushpin-ts and 
         const behindAnswer = await summary(await behind)
         // 5 is the last id now. Equal: nothing to catch up; ahead (6): not retried at accept either.
         const equal = get(side, `/poll?channel=${channel}&at=5`)
+        // One at a time, so the origin log's order does not depend on which request won a race.
+        await waitFor(`${side.name}: the at=5 request`, () => originLog(side, forChannel(channel)).some((request) => request.path.endsWith("at=5")))
         const ahead = get(side, `/poll?channel=${channel}&at=6`)
         await holds(side, channel, 4)
         await Bun.sleep(300)
