@@ -151,3 +151,7 @@ export const splitRequestTarget = (url: string): { readonly path: string; readon
     ? { path: target, search: "" }
     : { path: target.slice(0, queryStart), search: target.slice(queryStart) }
 }
+
+/** A plain-text answer, as Pushpin's own error and status texts are. */
+export const textResponse = (status: number, body: string, extraHeaders: Record<string, string> = {}): Response =>
+  new Response(body, { status, headers: { "content-type": "text/plain", ...extraHeaders } })

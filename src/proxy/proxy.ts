@@ -1,7 +1,7 @@
 /**
  * The proxy: picks a route, rewrites the request as Pushpin does, forwards it to the first
  * target that accepts a connection, and either streams the origin's answer back or hands a
- * GRIP answer to the handler.
+ * GRIP answer to the handler. WebSocket upgrades go to `ws-upgrade.ts`.
  *
  * Everything in `handle` runs per request, so it is plain async code; Effect builds the
  * service (settings, routes, handler, stats) and owns its lifetime.
@@ -15,27 +15,15 @@ import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
 import type { LastId, LinkRequest, SessionOrigin } from "../handler/session-origin.ts"
 import { log } from "../log/log.ts"
 import type { ClientConnection } from "../platform/server.ts"
-import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget } from "./headers.ts"
+import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget, textResponse } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
 import { errorCode, NEVER_REACHED_ORIGIN_CODES } from "./connect-errors.ts"
 import { parseJsonpRequest, wrapProxiedResponse, type JsonpContext } from "./jsonp.ts"
-import { answerTestRoute } from "./test-route.ts"
+import { answerTestRoute, testRoutePath } from "./test-route.ts"
 import { WEBSOCKET_EVENTS_CONTENT_TYPE } from "../websocket/events.ts"
-import { connectTestWebSocket } from "./test-websocket.ts"
-import { makeOverHttpConnector } from "./ws-over-http.ts"
-import {
-  completeUpgrade,
-  connectToTargets,
-  INVALID_UPGRADE_TEXT,
-  isWebSocketUpgrade,
-  makeWsProxyStats,
-  offerGrip,
-  validWebSocketUpgrade,
-  type WsConnectOutcome,
-  type WsProxyDeps,
-  type WsProxyStats
-} from "./ws-proxy.ts"
+import { isWebSocketUpgrade, type WsProxyStats } from "./ws-proxy.ts"
+import { makeUpgradeHandler } from "./ws-upgrade.ts"
 
 /** Request bodies up to this size are kept so a failed connect can be retried on the next target. */
 export const MAX_REPLAYABLE_BODY_BYTES = 100_000
@@ -57,10 +45,6 @@ type RequestBody = Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | undefi
 
 const NO_LAST_IDS: ReadonlyArray<LastId> = []
 
-const TEXT_PLAIN = { "content-type": "text/plain" }
-
-const textResponse = (status: number, body: string, extraHeaders: Record<string, string> = {}): Response =>
-  new Response(body, { status, headers: { ...TEXT_PLAIN, ...extraHeaders } })
 
 /**
  * Errors that mean "this target never got the request": safe to try the next one. A connection
@@ -257,75 +241,16 @@ export const makeProxy = (
     return response
   }
 
-  const webSocketStats = makeWsProxyStats()
-  const webSocketDeps: WsProxyDeps = {
-    stats: webSocketStats,
-    environment: { stats: webSocketStats, openGripSession: handler.openWebSocket },
+  const { handleUpgrade, webSocketStats } = makeUpgradeHandler({
+    settings,
+    signerFor,
     accessLog,
-    connectOverHttp: makeOverHttpConnector({
-      gripSig: (request) => signerFor(request.route)?.current(),
-      onRetry: () => {
-        webSocketStats.overHttpRetries++
-      }
-    })
-  }
-
-  interface UpgradeFacts {
-    readonly url: { readonly path: string; readonly search: string }
-    readonly hostHeader: string
-    readonly uri: string
-    readonly isTls: boolean
-  }
-
-  /** A WebSocket upgrade: answered with the origin's 101 (bridged) or its refusal. */
-  const handleUpgrade = async (request: Request, client: ClientConnection, route: Route, facts: UpgradeFacts): Promise<Response | undefined> => {
-    const { url, hostHeader, uri, isTls } = facts
-    const logPrefix = `GET ${uri}${route.id === undefined ? "" : ` route=${route.id}`}`
-    if (!validWebSocketUpgrade(request.method, request.headers)) {
-      accessLog(`${logPrefix} code=400 ${INVALID_UPGRADE_TEXT.length + 1}`)
-      return textResponse(400, `${INVALID_UPGRADE_TEXT}\n`)
-    }
-    const debug = settings.debug || route.debug
-    const first = route.targets[0]
-    if (first === undefined) return badGateway(route, uri, "GET", "Route has no targets.")
-    let outcome: WsConnectOutcome
-    if (first.kind === "test") {
-      const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
-        ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
-        : url.path
-      const handshake = connectTestWebSocket(path, url.search, offerGrip(new Headers(), !route.noGrip))
-      outcome = { _tag: "Handshake", handshake, target: "test", implicitChannels: [] }
-    } else if (first.kind !== "origin") {
-      return badGateway(route, uri, "GET", `Target type ${first.kind}/ is not supported by pushpin-ts.`)
-    } else {
-      client.keepOpen()
-      outcome = await connectToTargets(webSocketDeps, route, client, (target) => ({
-        target,
-        route,
-        path: rewritePath(url.path, route) + url.search,
-        headers: offerGrip(
-          originRequestHeaders(request.headers, {
-            route,
-            proxy: settings,
-            peerAddress: client.remoteAddress,
-            scheme: isTls ? "wss" : "ws",
-            host: target.hostHeader ?? route.asHost ?? hostHeader,
-            gripSig: signerFor(route)?.current()
-          }),
-          !route.noGrip
-        )
-      }))
-    }
-    if (outcome._tag === "Failed") {
+    badGateway,
+    countOriginError: () => {
       stats.originErrors++
-      if (outcome.status === 500) {
-        accessLog(`${logPrefix} -> ${outcome.target ?? "?"} code=500`)
-        return textResponse(500, `${outcome.detail}\n`)
-      }
-      return badGateway(route, uri, "GET", outcome.detail, outcome.target)
-    }
-    return completeUpgrade(webSocketDeps, outcome, route, client, { uri, debug, logPrefix })
-  }
+    },
+    openGripSession: handler.openWebSocket
+  })
 
   interface RequestFacts {
     readonly url: { readonly path: string; readonly search: string }
@@ -357,10 +282,7 @@ export const makeProxy = (
     const first = route.targets[0]
     if (first === undefined) return badGateway(route, uri, method, "Route has no targets.")
     if (first.kind === "test") {
-      const path = route.pathBeg.length > 1 && url.path.startsWith(route.pathBeg)
-        ? `/${url.path.slice(route.pathBeg.length).replace(/^\//, "")}`
-        : url.path
-      const answer = answerTestRoute(method, path, url.search)
+      const answer = answerTestRoute(method, testRoutePath(route, url.path), url.search)
       if (answer._tag === "Hold") {
         // The test route speaks GRIP to the handler exactly as an origin would.
         accessLog(`${method} ${uri} -> test${routeTag} accept`)

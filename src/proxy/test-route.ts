@@ -3,6 +3,7 @@
  * have an origin. `/response` and `/stream` answer with GRIP instructions, so the handler holds
  * them like any origin's: a long-poll, or a stream opened with "[stream opened]".
  */
+import type { Route } from "../config/types.ts"
 
 export type TestRouteAnswer =
   | { readonly _tag: "Text"; readonly status: number; readonly body: string }
@@ -28,3 +29,7 @@ export const answerTestRoute = (method: string, path: string, search: string): T
   }
   return { _tag: "Text", status: 404, body: "no such test resource\n" }
 }
+
+/** The path the test handler sees: a route's `path_beg` prefix (other than "/") is taken off. */
+export const testRoutePath = (route: Pick<Route, "pathBeg">, path: string): string =>
+  route.pathBeg.length > 1 && path.startsWith(route.pathBeg) ? `/${path.slice(route.pathBeg.length).replace(/^\//, "")}` : path

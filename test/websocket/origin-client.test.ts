@@ -373,6 +373,12 @@ const accept = (key: string): string =>
 const switching = (key: string, acceptValue = accept(key)): string =>
   `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptValue}\r\n\r\n`
 
+/** An origin that accepts the upgrade and then reads nothing, so writes to it queue up. */
+const acceptThenStopReading = ({ socket, key }: RawConnection): void => {
+  socket.write(switching(key))
+  socket.pause()
+}
+
 const withRawOrigin = async (
   onRequest: (connection: RawConnection) => void,
   run: (port: number, connections: Array<RawConnection>) => Promise<void>
@@ -589,10 +595,7 @@ describe("against raw origins", () => {
 
   test("bufferedAmount grows while the origin does not read, and onDrain follows", async () => {
     await withRawOrigin(
-      ({ socket, key }) => {
-        socket.write(switching(key))
-        socket.pause()
-      },
+      acceptThenStopReading,
       async (port, connections) => {
         const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
         const { events, until } = record(connection)
@@ -617,10 +620,7 @@ describe("against raw origins", () => {
 
   test("frames written while the origin does not read reach it whole and in order", async () => {
     await withRawOrigin(
-      ({ socket, key }) => {
-        socket.write(switching(key))
-        socket.pause()
-      },
+      acceptThenStopReading,
       async (port, connections) => {
         const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
         record(connection)
