@@ -3,7 +3,8 @@
  * least a server can do for them, with no proxy, GRIP or safety in it. `Bun.listen` answers
  * every request on the HTTP port with a chunked stream opened by "[stream opened]" and keeps
  * the socket under the `channel` of its query; `POST /publish/` on the publish port writes each
- * `http-stream` item's content to that channel's sockets in one loop.
+ * `http-stream` item's content to that channel's sockets in one loop, joining what one turn of
+ * the event loop writes to a socket into one write.
  *
  * Whatever latency or rate the same clients measure against this is the part that belongs to
  * the clients, the kernel and the shared cores rather than to the server under test.
@@ -18,6 +19,18 @@ interface Publish {
 
 type HeldSocket = { write(data: string): number }
 const channels = new Map<string, Set<HeldSocket>>()
+
+// What one turn of the event loop writes to a socket goes out as one write, as pushpin-ts
+// and Pushpin both do; without it this would not be the least a server can do.
+const pendingWrites = new Map<HeldSocket, string>()
+const flushWrites = () => {
+  for (const [socket, data] of pendingWrites) socket.write(data)
+  pendingWrites.clear()
+}
+const queueWrite = (socket: HeldSocket, data: string) => {
+  if (pendingWrites.size === 0) setImmediate(flushWrites)
+  pendingWrites.set(socket, (pendingWrites.get(socket) ?? "") + data)
+}
 
 const chunk = (text: string): string => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
 const STREAM_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -60,7 +73,7 @@ const publishServer = Bun.serve({
       const content = item.formats["http-stream"]?.content
       if (content === undefined) continue
       const framed = chunk(content)
-      for (const socket of channels.get(item.channel) ?? []) socket.write(framed)
+      for (const socket of channels.get(item.channel) ?? []) queueWrite(socket, framed)
     }
     return new Response("Published\n")
   }

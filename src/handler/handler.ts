@@ -19,6 +19,7 @@ import { RateLimiter, type RateLimiterStats } from "./rate-limiter.ts"
 import { Sequencer, type SequencerStats } from "./sequencer.ts"
 import type { SessionOrigin } from "./session-origin.ts"
 import { TimerWheel } from "./timer-wheel.ts"
+import { WriteBatch } from "./write-batch.ts"
 import { UpdateQueue } from "./update-queue.ts"
 import { WsGripSession, type WsSessionContext, type WsSessionHost, type WsSessionStats } from "./ws-session.ts"
 
@@ -152,6 +153,7 @@ export class Handler extends Context.Service<Handler, {
         channels,
         wheel,
         updates,
+        writes: new WriteBatch(),
         lastIds: { get: (channel) => sequencer.lastId(channel), forget: (channel) => sequencer.forgetLastId(channel) },
         parseInstruct: (response) => parseInstruct(response, { connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax })
       })

@@ -18,6 +18,7 @@ import type { ChannelIndex, Subscriber, UpdatePriority } from "./channels.ts"
 import type { LastId, SessionOrigin } from "./session-origin.ts"
 import type { TimerWheel } from "./timer-wheel.ts"
 import type { UpdateQueue } from "./update-queue.ts"
+import type { WriteBatch } from "./write-batch.ts"
 
 /** Pushpin queues at most 100 publishes per HTTP session; past that a slow reader loses messages. */
 export const STREAM_OUTBOX_MAX_MESSAGES = 100
@@ -125,6 +126,8 @@ export interface HoldEnvironment {
   readonly channels: ChannelIndex<PublishItem>
   readonly wheel: TimerWheel
   readonly updates: UpdateQueue
+  /** Joins what each stream writes within one event-loop turn into one chunk. */
+  readonly writes: WriteBatch
   /** The last published id per channel (the sequencer's). */
   readonly lastIds: { readonly get: (channel: string) => string | undefined; readonly forget: (channel: string) => void }
   /** Parses a next link's answer with the route's prefix and subscription limit. */

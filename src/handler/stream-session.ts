@@ -27,6 +27,7 @@ import {
   STREAM_OUTBOX_MAX_MESSAGES
 } from "./session.ts"
 import type { TimerEntry } from "./timer-wheel.ts"
+import { type BatchedWriter, joinChunks } from "./write-batch.ts"
 
 /** Largest `application/grip-instruct` body a next link may answer with. */
 const MAX_LINK_INSTRUCT_BODY_BYTES = 100_000
@@ -35,13 +36,22 @@ const text = new TextEncoder()
 
 type QueuedPublish = readonly [item: PublishItem, channel: string]
 
-export class StreamSession extends Session {
+export class StreamSession extends Session implements BatchedWriter {
   /**
    * holding: publishes go straight out. fetching: a next link is being read; publishes wait in
    * `queued`. waiting: a low-priority update is queued. closed: done.
    */
   private state: "holding" | "fetching" | "waiting" | "closed" = "holding"
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  /** Messages written this turn, sent as one chunk by the handler's WriteBatch. */
+  private pending: Array<Uint8Array> | undefined
+  /**
+   * How many messages the chunk being enqueued carries: the stream's queue counts messages, so
+   * the outbox bound stays 100 messages however they were joined.
+   */
+  private enqueueWeight = 1
+  /** The stream's free room (in messages) when this turn's first write came. */
+  private roomAtFirstWrite = 0
   private queued: Array<QueuedPublish> | undefined
   private pendingUpdate: UpdatePriority | undefined
   private linkRetries = 0
@@ -78,7 +88,7 @@ export class StreamSession extends Session {
         },
         cancel: () => this.cleanup()
       },
-      { highWaterMark: STREAM_OUTBOX_MAX_MESSAGES, size: () => 1 }
+      { highWaterMark: STREAM_OUTBOX_MAX_MESSAGES, size: () => this.enqueueWeight }
     )
     this.context.signal.addEventListener("abort", this, { once: true })
     this.armKeepAlive()
@@ -135,8 +145,7 @@ export class StreamSession extends Session {
       return
     }
     if (format.action === "close") {
-      this.cleanup()
-      controller.close()
+      this.end()
       return
     }
     if (format.action !== "send") {
@@ -147,14 +156,44 @@ export class StreamSession extends Session {
     }
     const content = this.filtered(channel, item, format.content)
     if (content === undefined) return
-    if ((controller.desiredSize ?? 0) <= 0) {
+    if (this.outboxRoom() <= 0) {
       this.dropSlow(channel)
       return
     }
     this.stats.delivered++
-    controller.enqueue(content)
+    this.write(content)
     if (this.plan.keepAlive?.mode === "idle") this.armKeepAlive()
     this.noteActivity(channel)
+  }
+
+  /** Messages the outbox can still take: the stream's queue and this turn's pending writes. */
+  private outboxRoom(): number {
+    if (this.pending === undefined) return this.controller?.desiredSize ?? 0
+    // The stream's queue only grows when this session flushes, so the room read at the turn's
+    // first write still holds (reading desiredSize per message costs more than the rest of it).
+    return this.roomAtFirstWrite - this.pending.length
+  }
+
+  private write(content: Uint8Array): void {
+    if (this.pending === undefined) {
+      this.roomAtFirstWrite = this.controller?.desiredSize ?? 0
+      this.pending = [content]
+      this.environment.writes.add(this)
+    } else {
+      this.pending.push(content)
+      // A full outbox's worth goes out now: a healthy reader takes it at once, and a stalled
+      // one makes outboxRoom() refuse what follows instead of this list growing.
+      if (this.pending.length >= STREAM_OUTBOX_MAX_MESSAGES) this.flushWrites()
+    }
+  }
+
+  flushWrites(): void {
+    const pending = this.pending
+    this.pending = undefined
+    if (pending === undefined || this.controller === undefined) return
+    this.enqueueWeight = pending.length
+    this.controller.enqueue(joinChunks(pending))
+    this.enqueueWeight = 1
   }
 
   private dropSlow(channel: string): void {
@@ -244,7 +283,7 @@ export class StreamSession extends Session {
               continue
             }
             const content = filters.length === 0 ? value : this.responseFiltered(filters, value)
-            this.controller?.enqueue(content)
+            this.write(content)
             sent += content.byteLength
           }
           if (isInstructBody) instructBody = Buffer.concat(chunks)
@@ -288,7 +327,7 @@ export class StreamSession extends Session {
     const instruct = parsed.success
     if (instruct.holdMode === "response") return this.fail("Next link returned non-stream hold.")
     const plan = planFrom(instruct)
-    if (body.byteLength > 0 && plan.response.body.byteLength > 0) this.controller?.enqueue(plan.response.body)
+    if (body.byteLength > 0 && plan.response.body.byteLength > 0) this.write(plan.response.body)
     this.nextUri = plan.nextLink?.uri
     // The gone link is the first response's; later links share instructions, not identity.
     this.plan = { ...plan, goneLink: this.plan.goneLink }
@@ -328,7 +367,7 @@ export class StreamSession extends Session {
       const current = this.plan.keepAlive
       if (this.state === "closed" || current === undefined) return
       // A reader that is behind gains nothing from a keep-alive; it would only grow the outbox.
-      if (this.controller !== undefined && (this.controller.desiredSize ?? 0) > 0) this.controller.enqueue(current.data)
+      if (this.outboxRoom() > 0) this.write(current.data)
       this.armKeepAlive()
     })
     this.environment.wheel.schedule(this.keepAliveTimer, jittered(keepAlive.intervalMs))
@@ -352,10 +391,10 @@ export class StreamSession extends Session {
     const controller = this.controller
     if (this.state === "closed") return
     log.write("handler", 1, `connection ${this.id}: ${message}`)
+    if (this.context.debug) this.write(text.encode(`\n\n${message}\n`))
+    this.flushWrites()
     this.cleanup()
-    if (controller === undefined) return
-    if (this.context.debug) controller.enqueue(text.encode(`\n\n${message}\n`))
-    controller.close()
+    controller?.close()
   }
 
   /** Ends the body properly (the chunked terminator), so the client sees a finished stream, not a cut one. */
@@ -366,6 +405,8 @@ export class StreamSession extends Session {
   private end(): void {
     const controller = this.controller
     if (this.state === "closed") return
+    // What this turn wrote goes out before the end of the body.
+    this.flushWrites()
     this.cleanup()
     controller?.close()
   }
@@ -376,6 +417,7 @@ export class StreamSession extends Session {
     this.stats.streamHolds--
     this.unsubscribeAll()
     this.queued = undefined
+    this.pending = undefined
     if (this.keepAliveTimer !== undefined) this.environment.wheel.cancel(this.keepAliveTimer)
     this.disarmLinkTimer()
     this.context.signal.removeEventListener("abort", this)

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
 import { startOrigin, type TestOrigin } from "../support/origin.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
-import { publish, subscribed } from "../support/grip.ts"
+import { connect } from "node:net"
+import { eventually, publish, subscribed } from "../support/grip.ts"
 import { readUntil } from "../support/streams.ts"
 
 describe("GRIP holds", () => {
@@ -229,6 +230,39 @@ describe("GRIP holds", () => {
       receivers = proxy.logs().split("\n").filter((line) => line.includes("publish channel=gone")).at(-1) ?? ""
     }
     expect(receivers).toContain("receivers=0")
+  })
+
+  test("publishes read in the same turn reach a stream as one chunk (one write), in order; a later publish is a chunk of its own", async () => {
+    const socket = connect(proxy.port, "127.0.0.1")
+    let received = ""
+    socket.on("data", (data: Buffer) => {
+      received += data.toString("latin1")
+    })
+    socket.write("GET /stream?channel=joined HTTP/1.1\r\nHost: joined.test\r\n\r\n")
+    await subscribed(proxy, "joined")
+    // Ten publish requests in one TCP write: the publish API reads them in the same turn.
+    const publisher = connect(Number(new URL(proxy.publishUrl ?? "").port), "127.0.0.1")
+    let answers = ""
+    publisher.on("data", (data: Buffer) => {
+      answers += data.toString("latin1")
+    })
+    const items = Array.from({ length: 10 }, (_, n) => JSON.stringify({ items: [{ channel: "joined", formats: { "http-stream": { content: `m${n}\n` } } }] }))
+    publisher.write(items.map((body) => `POST /publish/ HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`).join(""))
+    await eventually("10 messages", () => received.includes("m9\n"))
+    expect(answers.match(/HTTP\/1\.1 200/g)?.length).toBe(10)
+    publisher.destroy()
+    expect((await publish(proxy.publishUrl, [{ channel: "joined", formats: { "http-stream": { content: "later\n" } } }])).status).toBe(200)
+    await eventually("the next publish", () => received.includes("later\n"))
+    socket.destroy()
+    const body = received.slice(received.indexOf("\r\n\r\n") + 4)
+    const chunks: Array<string> = []
+    for (let at = 0; at < body.length;) {
+      const lineEnd = body.indexOf("\r\n", at)
+      const size = Number.parseInt(body.slice(at, lineEnd), 16)
+      chunks.push(body.slice(lineEnd + 2, lineEnd + 2 + size))
+      at = lineEnd + 2 + size + 2
+    }
+    expect(chunks).toEqual(["start\n", items.map((_, n) => `m${n}\n`).join(""), "later\n"])
   })
 
   test("a request body over 100 000 bytes cannot be held: Pushpin's 400", async () => {
