@@ -125,8 +125,13 @@ const serve = (options: ServeOptions): RunningServer => {
     error: options.onError,
     websocket: makeWebSocketHandlers(openSockets),
     fetch(request, bunServer) {
+      let remoteAddress: string | undefined | null = null
       const client: ClientConnection = {
-        remoteAddress: bunServer.requestIP(request)?.address,
+        // Looked up on first use: most requests never need it, and the lookup is not free.
+        get remoteAddress() {
+          if (remoteAddress === null) remoteAddress = bunServer.requestIP(request)?.address
+          return remoteAddress
+        },
         isTls,
         listenerPort: listener.kind === "tcp" ? (bunServer.port ?? listener.port) : 0,
         // Bun's per-request override sticks to the socket for its lifetime (measured with

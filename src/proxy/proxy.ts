@@ -322,7 +322,7 @@ export const makeProxy = (
         originRequestHeaders(facts.headers, {
           route,
           proxy: settings,
-          peerAddress: client.remoteAddress,
+          peerAddress: () => client.remoteAddress,
           scheme,
           host: target.hostHeader ?? route.asHost ?? hostHeader,
           gripSig: signerFor(route)?.current(),
@@ -430,7 +430,7 @@ export const makeProxy = (
       const headers = originRequestHeaders(new Headers(), {
         route,
         proxy: settings,
-        peerAddress: undefined,
+        peerAddress: () => undefined,
         scheme: target.protocol === "https:" ? "https" : "http",
         host: target.host,
         gripSig: signer?.current(),
@@ -449,7 +449,7 @@ export const makeProxy = (
         originRequestHeaders(new Headers(), {
           route,
           proxy: settings,
-          peerAddress: client.remoteAddress,
+          peerAddress: () => client.remoteAddress,
           scheme: facts.scheme,
           host: origin.hostHeader ?? route.asHost ?? facts.hostHeader,
           gripSig: signer?.current(),

@@ -82,7 +82,7 @@ export const makeUpgradeHandler = (environment: UpgradeEnvironment) => {
           originRequestHeaders(request.headers, {
             route,
             proxy: settings,
-            peerAddress: client.remoteAddress,
+            peerAddress: () => client.remoteAddress,
             scheme: isTls ? "wss" : "ws",
             host: target.hostHeader ?? route.asHost ?? hostHeader,
             gripSig: signerFor(route)?.current()

@@ -20,7 +20,7 @@ const proxySettings: RequestHeaderContext["proxy"] = {
 const context = (overrides: Partial<RequestHeaderContext> = {}): RequestHeaderContext => ({
   route: route("* 127.0.0.1:8080"),
   proxy: proxySettings,
-  peerAddress: "192.0.2.7",
+  peerAddress: () => "192.0.2.7",
   scheme: "http",
   host: "app.test",
   gripSig: undefined,
@@ -76,7 +76,7 @@ describe("originRequestHeaders", () => {
     [{ truncate: 1, append: false }, "10.0.0.1, 10.0.0.2", "10.0.0.2"],
     [{ truncate: 0, append: false }, "10.0.0.1", undefined]
   ] as const)("x_forwarded_for %o", (rules, received, expected) => {
-    expect(applyXForwardedFor(received, rules, "192.0.2.7")).toBe(expected)
+    expect(applyXForwardedFor(received, rules, () => "192.0.2.7")).toBe(expected)
   })
 
   test("Host comes from the context; route header= sets and an empty value removes", () => {
