@@ -7,8 +7,8 @@ import { atLeastTimes, metric, type Scenario } from "../scenario.ts"
 import { cpuMs } from "../processes.ts"
 import { serverFor } from "./common.ts"
 
-const MESSAGE_BYTES = 64
-const CONNECT_TIMEOUT_MS = 20_000
+export const MESSAGE_BYTES = 64
+export const CONNECT_TIMEOUT_MS = 20_000
 
 export const websocketEcho: Scenario = {
   id: "websocket-echo",
