@@ -154,6 +154,7 @@ export class Handler extends Context.Service<Handler, {
         wheel,
         updates,
         writes: new WriteBatch(),
+        pushBody: runtime.pushBody,
         lastIds: { get: (channel) => sequencer.lastId(channel), forget: (channel) => sequencer.forgetLastId(channel) },
         parseInstruct: (response) => parseInstruct(response, { connectionSubscriptionMax: handlerSettings.connectionSubscriptionMax })
       })

@@ -13,6 +13,7 @@ import { applyFilters } from "../grip/filters.ts"
 import type { Instruct, InstructError, OriginResponse } from "../grip/instruct.ts"
 import type { PublishItem } from "../grip/publish.ts"
 import { log } from "../log/log.ts"
+import type { PushBodySource } from "../platform/server.ts"
 import type { JsonpContext } from "../proxy/jsonp.ts"
 import type { ChannelIndex, Subscriber, UpdatePriority } from "./channels.ts"
 import type { LastId, SessionOrigin } from "./session-origin.ts"
@@ -128,6 +129,8 @@ export interface HoldEnvironment {
   readonly updates: UpdateQueue
   /** Joins what each stream writes within one event-loop turn into one chunk. */
   readonly writes: WriteBatch
+  /** A stream's response body (the runtime adapter's). */
+  readonly pushBody: (source: PushBodySource) => ReadableStream<Uint8Array>
   /** The last published id per channel (the sequencer's). */
   readonly lastIds: { readonly get: (channel: string) => string | undefined; readonly forget: (channel: string) => void }
   /** Parses a next link's answer with the route's prefix and subscription limit. */

@@ -28,6 +28,7 @@ import {
 } from "./session.ts"
 import type { TimerEntry } from "./timer-wheel.ts"
 import { type BatchedWriter, joinChunks } from "./write-batch.ts"
+import type { PushBodySource, PushBodyWriter } from "../platform/server.ts"
 
 /** Largest `application/grip-instruct` body a next link may answer with. */
 const MAX_LINK_INSTRUCT_BODY_BYTES = 100_000
@@ -36,22 +37,23 @@ const text = new TextEncoder()
 
 type QueuedPublish = readonly [item: PublishItem, channel: string]
 
-export class StreamSession extends Session implements BatchedWriter {
+export class StreamSession extends Session implements BatchedWriter, PushBodySource {
   /**
    * holding: publishes go straight out. fetching: a next link is being read; publishes wait in
    * `queued`. waiting: a low-priority update is queued. closed: done.
    */
   private state: "holding" | "fetching" | "waiting" | "closed" = "holding"
-  private controller: ReadableStreamDefaultController<Uint8Array> | undefined
+  /** The response body, once the runtime started sending it. */
+  private writer: PushBodyWriter | undefined
   /** Messages written this turn, sent as one chunk by the handler's WriteBatch. */
   private pending: Array<Uint8Array> | undefined
   /**
-   * How many messages the chunk being enqueued carries: the stream's queue counts messages, so
-   * the outbox bound stays 100 messages however they were joined.
+   * The outbox: messages handed to the runtime since it last said the client is not keeping up
+   * (undefined while the client keeps up). Past 100, this reader loses messages.
    */
-  private enqueueWeight = 1
-  /** The stream's free room (in messages) when this turn's first write came. */
-  private roomAtFirstWrite = 0
+  private unsent: number | undefined
+  /** The body ended before the runtime asked for it; it closes as soon as it does. */
+  private closing = false
   private queued: Array<QueuedPublish> | undefined
   private pendingUpdate: UpdatePriority | undefined
   private linkRetries = 0
@@ -69,27 +71,30 @@ export class StreamSession extends Session implements BatchedWriter {
 
   /** The client went away (AbortSignal listener; an object, so no closure per connection). */
   handleEvent(): void {
+    this.onCancel()
+  }
+
+  onCancel(): void {
+    this.pending = undefined
     this.cleanup()
+  }
+
+  onWritable(writer: PushBodyWriter): void {
+    this.writer = writer
+    this.flushWrites()
+    if (this.closing) writer.close()
   }
 
   /** The client's response: the initial body at once, then everything this session writes. */
   start(): Response {
     this.stats.streamHolds++
     const plan = this.plan
-    const body = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller
-          if (plan.response.body.byteLength > 0) controller.enqueue(plan.response.body)
-          // Bun 1.4.4 writes the response head only with the first body bytes (upstream:
-          // oven-sh/bun#33660). With no initial body, a keep-alive is the one payload the origin
-          // declared harmless, so send it now rather than leave the client without headers.
-          else if (plan.keepAlive !== undefined) controller.enqueue(plan.keepAlive.data)
-        },
-        cancel: () => this.cleanup()
-      },
-      { highWaterMark: STREAM_OUTBOX_MAX_MESSAGES, size: () => this.enqueueWeight }
-    )
+    if (plan.response.body.byteLength > 0) this.write(plan.response.body)
+    // Bun 1.4.4 writes the response head only with the first body bytes (upstream:
+    // oven-sh/bun#33660). With no initial body, a keep-alive is the one payload the origin
+    // declared harmless, so send it now rather than leave the client without headers.
+    else if (plan.keepAlive !== undefined) this.write(plan.keepAlive.data)
+    const body = this.environment.pushBody(this)
     this.context.signal.addEventListener("abort", this, { once: true })
     this.armKeepAlive()
     if (plan.mode === "none") this.fetchNextLink()
@@ -134,8 +139,7 @@ export class StreamSession extends Session implements BatchedWriter {
 
   private send(item: PublishItem, channel: string): void {
     const format = item.formats.httpStream
-    const controller = this.controller
-    if (format === undefined || controller === undefined) return
+    if (format === undefined) return
     if (!this.follows(item, channel)) {
       if (this.isSubscribed(channel)) {
         // Anything queued after a gap is stale too: the next link brings the truth.
@@ -168,15 +172,11 @@ export class StreamSession extends Session implements BatchedWriter {
 
   /** Messages the outbox can still take: the stream's queue and this turn's pending writes. */
   private outboxRoom(): number {
-    if (this.pending === undefined) return this.controller?.desiredSize ?? 0
-    // The stream's queue only grows when this session flushes, so the room read at the turn's
-    // first write still holds (reading desiredSize per message costs more than the rest of it).
-    return this.roomAtFirstWrite - this.pending.length
+    return STREAM_OUTBOX_MAX_MESSAGES - (this.unsent ?? 0) - (this.pending?.length ?? 0)
   }
 
   private write(content: Uint8Array): void {
     if (this.pending === undefined) {
-      this.roomAtFirstWrite = this.controller?.desiredSize ?? 0
       this.pending = [content]
       this.environment.writes.add(this)
     } else {
@@ -189,11 +189,18 @@ export class StreamSession extends Session implements BatchedWriter {
 
   flushWrites(): void {
     const pending = this.pending
+    const writer = this.writer
+    // Before the runtime asks for the body, writes wait here (onWritable sends them).
+    if (pending === undefined || writer === undefined) return
     this.pending = undefined
-    if (pending === undefined || this.controller === undefined) return
-    this.enqueueWeight = pending.length
-    this.controller.enqueue(joinChunks(pending))
-    this.enqueueWeight = 1
+    const outcome = writer.write(joinChunks(pending))
+    if (this.unsent !== undefined) this.unsent += pending.length
+    else if (outcome !== "sent") {
+      this.unsent = pending.length
+      void outcome.then(() => {
+        this.unsent = undefined
+      })
+    }
   }
 
   private dropSlow(channel: string): void {
@@ -388,13 +395,11 @@ export class StreamSession extends Session implements BatchedWriter {
 
   /** Pushpin ends a stream on error; in debug mode the client sees why. */
   private fail(message: string): void {
-    const controller = this.controller
     if (this.state === "closed") return
     log.write("handler", 1, `connection ${this.id}: ${message}`)
     if (this.context.debug) this.write(text.encode(`\n\n${message}\n`))
-    this.flushWrites()
     this.cleanup()
-    controller?.close()
+    this.closeBody()
   }
 
   /** Ends the body properly (the chunked terminator), so the client sees a finished stream, not a cut one. */
@@ -403,12 +408,19 @@ export class StreamSession extends Session implements BatchedWriter {
   }
 
   private end(): void {
-    const controller = this.controller
     if (this.state === "closed") return
-    // What this turn wrote goes out before the end of the body.
-    this.flushWrites()
     this.cleanup()
-    controller?.close()
+    this.closeBody()
+  }
+
+  /** What this turn wrote goes out, then the end of the body (once the runtime asked for it). */
+  private closeBody(): void {
+    if (this.writer === undefined) {
+      this.closing = true
+      return
+    }
+    this.flushWrites()
+    this.writer.close()
   }
 
   private cleanup(): void {
@@ -417,7 +429,6 @@ export class StreamSession extends Session implements BatchedWriter {
     this.stats.streamHolds--
     this.unsubscribeAll()
     this.queued = undefined
-    this.pending = undefined
     if (this.keepAliveTimer !== undefined) this.environment.wheel.cancel(this.keepAliveTimer)
     this.disarmLinkTimer()
     this.context.signal.removeEventListener("abort", this)

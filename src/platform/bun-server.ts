@@ -7,6 +7,8 @@ import type {
   ClientWebSocket,
   ClientWebSocketHandler,
   ListenerSpec,
+  PushBodySource,
+  PushBodyWriter,
   RunningServer,
   SendOutcome,
   ServeOptions,
@@ -157,4 +159,37 @@ const serve = (options: ServeOptions): RunningServer => {
   }
 }
 
-export const BunServerRuntime: ServerRuntime = { name: `bun ${Bun.version}`, serve, releaseMemory: () => Bun.gc(true) }
+/** lib.dom's `ReadableStream` constructor type does not know Bun's "direct" sources. */
+const DirectReadableStream = ReadableStream as unknown as new (source: Bun.DirectUnderlyingSource<Uint8Array>) => ReadableStream<Uint8Array>
+
+class DirectBodyWriter implements PushBodyWriter {
+  constructor(private readonly controller: ReadableStreamDirectController) {}
+
+  write(bytes: Uint8Array): "sent" | Promise<unknown> {
+    const written = this.controller.write(bytes)
+    // Direct writes wait in the sink until flushed; the caller has already joined its turn's bytes.
+    const flushed = this.controller.flush()
+    if (typeof written !== "number") return written
+    return typeof flushed === "number" ? "sent" : flushed
+  }
+
+  close(): void {
+    this.controller.close()
+  }
+}
+
+/**
+ * A "direct" stream: bytes go straight to the response's socket sink, with no JavaScript queue
+ * and no per-chunk pump between them. Measured with bench scenario 3: about 0.8 KB less per
+ * held stream than a queued ReadableStream (6.9 against 7.7–8.0 KB).
+ */
+const pushBody = (source: PushBodySource): ReadableStream<Uint8Array> =>
+  new DirectReadableStream({
+    type: "direct",
+    // Bun.serve calls this once, when it starts sending the response; returning without
+    // closing keeps the body open until close().
+    pull: (controller) => source.onWritable(new DirectBodyWriter(controller)),
+    cancel: () => source.onCancel()
+  })
+
+export const BunServerRuntime: ServerRuntime = { name: `bun ${Bun.version}`, serve, pushBody, releaseMemory: () => Bun.gc(true) }

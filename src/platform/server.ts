@@ -113,9 +113,30 @@ export interface RunningServer {
   readonly stop: (force: boolean) => Promise<void>
 }
 
+/**
+ * A response body written to as events come (held streams): `write` hands bytes to the
+ * runtime for the client at once. It returns `"sent"`, or a promise when the client is not
+ * keeping up and the runtime is buffering for it; the promise settles once that buffer drained.
+ */
+export interface PushBodyWriter {
+  write(bytes: Uint8Array): "sent" | Promise<unknown>
+  /** Ends the body properly (for chunked responses, the terminating chunk). */
+  close(): void
+}
+
+/** The body's side of the core: one object per body, so the runtime keeps no closures. */
+export interface PushBodySource {
+  /** The runtime is ready for bytes (it started sending the response). */
+  onWritable(writer: PushBodyWriter): void
+  /** The client went away before the body ended. */
+  onCancel(): void
+}
+
 export interface ServerRuntime {
   readonly name: string
   readonly serve: (options: ServeOptions) => RunningServer
+  /** A body for `new Response(...)` that `source` writes to (see PushBodyWriter). */
+  readonly pushBody: (source: PushBodySource) => ReadableStream<Uint8Array>
   /** A full garbage collection that hands freed memory back to the OS (it pauses the process). */
   readonly releaseMemory: () => void
 }
