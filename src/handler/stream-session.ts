@@ -170,7 +170,7 @@ export class StreamSession extends Session implements BatchedWriter, PushBodySou
     this.noteActivity(channel)
   }
 
-  /** Messages the outbox can still take: the stream's queue and this turn's pending writes. */
+  /** Messages the outbox can still take: those handed over while the client is behind, and this turn's. */
   private outboxRoom(): number {
     return STREAM_OUTBOX_MAX_MESSAGES - (this.unsent ?? 0) - (this.pending?.length ?? 0)
   }

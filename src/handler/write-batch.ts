@@ -3,8 +3,7 @@
  * together (several publish requests read in the same turn, or one request with many items)
  * reach each stream as one chunk, so one socket write carries them all instead of one write
  * per message: with 100 subscribers and 16 publishes in flight, that is up to 16× fewer
- * syscalls on the server and reads on every client. Pushpin's handler does the same when
- * messages queue up for a connection.
+ * syscalls on the server and reads on every client.
  *
  * The flush runs on `setImmediate`, after the I/O callbacks of the current turn, so a message
  * waits at most for the rest of that turn.
@@ -19,7 +18,10 @@ export class WriteBatch {
   private dirty: Array<BatchedWriter> = []
   private scheduled = false
 
-  /** Registers a writer that has something pending; it must not be added again until flushed. */
+  /**
+   * Registers a writer that has something pending. A writer that flushed early (a full outbox,
+   * the end of its body) and wrote again is listed twice; its second flush finds nothing.
+   */
   add(writer: BatchedWriter): void {
     this.dirty.push(writer)
     if (this.scheduled) return
