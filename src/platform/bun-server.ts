@@ -15,6 +15,7 @@ import type {
   ServerRuntime,
   TlsServerCertificates
 } from "./server.ts"
+import { BunOriginTransport } from "./bun-origin-transport.ts"
 
 // Bun rejects idleTimeout above 255 s; 0 disables it.
 const BUN_MAX_IDLE_TIMEOUT_SECONDS = 255
@@ -192,4 +193,10 @@ const pushBody = (source: PushBodySource): ReadableStream<Uint8Array> =>
     cancel: () => source.onCancel()
   })
 
-export const BunServerRuntime: ServerRuntime = { name: `bun ${Bun.version}`, serve, pushBody, releaseMemory: () => Bun.gc(true) }
+export const BunServerRuntime: ServerRuntime = {
+  name: `bun ${Bun.version}`,
+  serve,
+  originTransport: (listener) => new BunOriginTransport(listener),
+  pushBody,
+  releaseMemory: () => Bun.gc(true)
+}

@@ -114,6 +114,56 @@ export interface RunningServer {
 }
 
 /**
+ * A TCP or TLS byte stream to an origin, under an origin WebSocket. Event order: `onConnect`
+ * once (for TLS, after the certificate checks), then `onData` in wire order, then `onClose`
+ * once; `onError` may come just before `onClose` and says why. Closes asked for with
+ * `terminate` are not reported.
+ */
+export interface OriginTransportListener {
+  /** Connected; for TLS the handshake passed (or `rejectUnauthorized` is off). */
+  readonly onConnect: () => void
+  readonly onData: (chunk: Uint8Array) => void
+  /** Everything written has reached the kernel, after some of it had to wait. */
+  readonly onDrain: () => void
+  /** The connection failed (before or after connecting); `onClose` follows. */
+  readonly onError: (error: Error) => void
+  /** The peer closed, or the connection failed. Once, last. */
+  readonly onClose: () => void
+}
+
+export interface OriginTransportOptions {
+  readonly host: string
+  readonly port: number
+  /** Absent for plain TCP. */
+  readonly tls?: {
+    /** SNI and the name the certificate must carry; absent for an IP address. */
+    readonly serverName?: string
+    readonly rejectUnauthorized: boolean
+  }
+}
+
+export interface OriginTransport {
+  /**
+   * Once. Kept apart from creation so the listener may refer to the transport even if something
+   * is reported before `connect` returns.
+   */
+  connect(options: OriginTransportOptions): void
+  /** Where events go from now on (the handshake hands the stream to the open connection). */
+  listen(listener: OriginTransportListener): void
+  /** Bytes accepted by `write` that the kernel has not taken yet. */
+  readonly bufferedAmount: number
+  readonly isClosed: boolean
+  /** Never blocks and never drops: what the kernel does not take now waits for it. */
+  write(bytes: Uint8Array): void
+  pause(): void
+  resume(): void
+  /** Half-close once everything written is out; reading goes on until the peer closes. */
+  end(): void
+  /** Drop the connection now, unwritten bytes included. Not reported to the listener. */
+  terminate(): void
+}
+
+/**
  * A response body written to as events come (held streams): `write` hands bytes to the
  * runtime for the client at once. It returns `"sent"`, or a promise when the client is not
  * keeping up and the runtime is buffering for it; the promise settles once that buffer drained.
@@ -135,6 +185,8 @@ export interface PushBodySource {
 export interface ServerRuntime {
   readonly name: string
   readonly serve: (options: ServeOptions) => RunningServer
+  /** A new, unconnected byte stream to an origin that reports to `listener`. */
+  readonly originTransport: (listener: OriginTransportListener) => OriginTransport
   /** A body for `new Response(...)` that `source` writes to (see PushBodyWriter). */
   readonly pushBody: (source: PushBodySource) => ReadableStream<Uint8Array>
   /** A full garbage collection that hands freed memory back to the OS (it pauses the process). */

@@ -14,7 +14,7 @@ import { GripSigner } from "../grip/jwt.ts"
 import { Handler, MAX_GRIP_INSTRUCT_BODY_BYTES } from "../handler/handler.ts"
 import type { LastId, LinkRequest, SessionOrigin } from "../handler/session-origin.ts"
 import { log } from "../log/log.ts"
-import type { ClientConnection } from "../platform/server.ts"
+import { type ClientConnection, type ServerRuntime, ServerRuntimeService } from "../platform/server.ts"
 import { clientResponseHeaders, isGripResponse, originRequestHeaders, rewritePath, splitRequestTarget, textResponse } from "./headers.ts"
 import { OriginGate } from "./origin-gate.ts"
 import { applyAutoCors } from "./cors.ts"
@@ -101,7 +101,8 @@ export class Proxy extends Context.Service<Proxy, {
       const settings = yield* AppSettings
       const routes = yield* LiveRoutes
       const handler = yield* Handler
-      return makeProxy(settings.proxy, routes.current, handler)
+      const runtime = yield* ServerRuntimeService
+      return makeProxy(settings.proxy, routes.current, handler, runtime.originTransport)
     })
   )
 }
@@ -140,7 +141,8 @@ class HeldRequestOrigin<Facts extends { readonly uri: string }> implements Sessi
 export const makeProxy = (
   settings: ProxySettings,
   currentRoutes: () => RouteTable,
-  handler: Pick<Context.Service.Shape<typeof Handler>, "accept" | "openWebSocket">
+  handler: Pick<Context.Service.Shape<typeof Handler>, "accept" | "openWebSocket">,
+  originTransport: ServerRuntime["originTransport"]
 ) => {
   const acceptGrip = handler.accept
   const stats: ProxyStats = { requests: 0, originErrors: 0, failovers: 0, shedOriginQueueFull: 0, gripHandoffs: 0 }
@@ -249,7 +251,8 @@ export const makeProxy = (
     countOriginError: () => {
       stats.originErrors++
     },
-    openGripSession: handler.openWebSocket
+    openGripSession: handler.openWebSocket,
+    originTransport
   })
 
   interface RequestFacts {

@@ -12,7 +12,7 @@
 import type { Route, Target } from "../config/types.ts"
 import type { WsGripSession, WsSessionContext, WsSessionHost } from "../handler/ws-session.ts"
 import { log } from "../log/log.ts"
-import type { ClientConnection, ClientWebSocket, ClientWebSocketHandler } from "../platform/server.ts"
+import type { ClientConnection, ClientWebSocket, ClientWebSocketHandler, OriginTransport, OriginTransportListener } from "../platform/server.ts"
 import { ClientOutbox, type OutboxDropReason, type OutboxListener, type OutgoingMessage } from "../websocket/client-outbox.ts"
 import {
   classifyOriginBinary,
@@ -379,6 +379,8 @@ export interface WsProxyDeps {
   readonly accessLog: (line: string) => void
   /** WebSocket-over-HTTP targets (`over_http`). */
   readonly connectOverHttp: (request: WsConnectRequest, client: ClientConnection) => Promise<OriginSocketHandshake>
+  /** The runtime adapter's byte streams, for WebSocket origins. */
+  readonly originTransport: (listener: OriginTransportListener) => OriginTransport
 }
 
 let bridgeCounter = 0
@@ -421,7 +423,7 @@ export const connectToTargets = async (
           insecure: target.insecure,
           path: request.path,
           headers: request.headers
-        })
+        }, deps.originTransport)
       return { _tag: "Handshake", handshake, target: authority, implicitChannels: target.subscriptions }
     } catch (error) {
       if (error instanceof OriginConnectError) {

@@ -6,7 +6,7 @@
 import type { ProxySettings, Route } from "../config/types.ts"
 import type { GripSigner } from "../grip/jwt.ts"
 import type { WsGripSession, WsSessionContext, WsSessionHost } from "../handler/ws-session.ts"
-import type { ClientConnection } from "../platform/server.ts"
+import type { ClientConnection, OriginTransport, OriginTransportListener } from "../platform/server.ts"
 import { originRequestHeaders, rewritePath, textResponse } from "./headers.ts"
 import { testRoutePath } from "./test-route.ts"
 import { connectTestWebSocket } from "./test-websocket.ts"
@@ -39,6 +39,7 @@ export interface UpgradeEnvironment {
   readonly badGateway: (route: Route, uri: string, method: string, detail: string, target?: string) => Response
   readonly countOriginError: () => void
   readonly openGripSession: (context: Omit<WsSessionContext, "connectionId">, host: WsSessionHost) => WsGripSession
+  readonly originTransport: (listener: OriginTransportListener) => OriginTransport
 }
 
 export const makeUpgradeHandler = (environment: UpgradeEnvironment) => {
@@ -48,6 +49,7 @@ export const makeUpgradeHandler = (environment: UpgradeEnvironment) => {
     stats: webSocketStats,
     environment: { stats: webSocketStats, openGripSession: environment.openGripSession },
     accessLog,
+    originTransport: environment.originTransport,
     connectOverHttp: makeOverHttpConnector({
       gripSig: (request) => signerFor(request.route)?.current(),
       onRetry: () => {

@@ -1,5 +1,6 @@
 /**
- * A WebSocket client for origins, over a raw TCP or TLS connection (`origin-transport.ts`).
+ * A WebSocket client for origins, over a raw TCP or TLS connection (the runtime adapter's
+ * `OriginTransport`).
  *
  * Why not Bun's `WebSocket`: when an origin refuses the upgrade, Pushpin relays the refusal
  * (status, reason, headers, body up to 100 000 bytes) to the client, and Bun's client only
@@ -30,7 +31,7 @@ import {
   type WebSocketMessage,
   WebSocketProtocolError
 } from "./frames.ts"
-import { OriginTransport, type OriginTransportListener, type OriginTransportOptions } from "./origin-transport.ts"
+import type { OriginTransport, OriginTransportListener, OriginTransportOptions } from "../platform/server.ts"
 import { headerTokens, OriginHandshakeError, ResponseReader, type ReaderStep } from "./upgrade-response.ts"
 
 export { MAX_REJECTION_BODY_BYTES, MAX_RESPONSE_HEAD_BYTES, OriginHandshakeError } from "./upgrade-response.ts"
@@ -149,7 +150,11 @@ export interface OriginWebSocketHandlers {
  * Resolves once the origin answered the upgrade: `Open` or `Rejected`. Rejects with
  * `OriginConnectError` (try the next target) or `OriginHandshakeError`.
  */
-export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise<OriginHandshake> =>
+export const connectOriginWebSocket = (
+  options: OriginWebSocketOptions,
+  /** The runtime adapter's `originTransport`. */
+  openTransport: (listener: OriginTransportListener) => OriginTransport
+): Promise<OriginHandshake> =>
   new Promise((resolve, reject) => {
     const key = randomBytes(16).toString("base64")
     const request = handshakeRequest(options, key)
@@ -224,7 +229,7 @@ export const connectOriginWebSocket = (options: OriginWebSocketOptions): Promise
         handle(reader.end())
       }
     }
-    const transport = new OriginTransport({
+    const transport = openTransport({
       onConnect: () => {
         connected = true
         transport.write(request)

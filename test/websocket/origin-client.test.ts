@@ -18,6 +18,10 @@ import {
   type OriginWebSocketOptions
 } from "../../src/websocket/origin-client.ts"
 import { deadPort } from "../support/origin.ts"
+import { BunServerRuntime } from "../../src/platform/bun-server.ts"
+
+/** The origin client over Bun's sockets, as the binary runs it. */
+const connectOrigin = (options: OriginWebSocketOptions) => connectOriginWebSocket(options, BunServerRuntime.originTransport)
 
 const text = (data: Uint8Array): string => new TextDecoder().decode(data)
 const bytes = (data: string): Uint8Array => new TextEncoder().encode(data)
@@ -166,7 +170,7 @@ const openEcho = async (extra: Partial<OriginWebSocketOptions> = {}) => {
   headers.set("X-Test-Id", id)
   const atOrigin: Array<ServerEvent> = []
   serverEvents.set(id, atOrigin)
-  const open = expectOpen(await connectOriginWebSocket(options(echoPort(), { ...extra, headers })))
+  const open = expectOpen(await connectOrigin(options(echoPort(), { ...extra, headers })))
   return { ...open, ...record(open.connection), atOrigin, seen: seenHeaders.get(id) }
 }
 
@@ -319,7 +323,7 @@ describe("against a Bun.serve WebSocket origin", () => {
 
 describe("an origin that refuses the upgrade", () => {
   test("status, reason, headers and body are returned", async () => {
-    const handshake = await connectOriginWebSocket(options(echoPort(), { path: "/refuse" }))
+    const handshake = await connectOrigin(options(echoPort(), { path: "/refuse" }))
     if (handshake._tag !== "Rejected") throw new Error("expected Rejected")
     expect(handshake.status).toBe(403)
     expect(handshake.statusText).toBe("Forbidden")
@@ -329,7 +333,7 @@ describe("an origin that refuses the upgrade", () => {
   })
 
   test("a chunked body is decoded", async () => {
-    const handshake = await connectOriginWebSocket(options(echoPort(), { path: "/refuse-streamed" }))
+    const handshake = await connectOrigin(options(echoPort(), { path: "/refuse-streamed" }))
     if (handshake._tag !== "Rejected") throw new Error("expected Rejected")
     expect(handshake.status).toBe(401)
     expect(handshake.headers.get("transfer-encoding")).toBe("chunked")
@@ -337,7 +341,7 @@ describe("an origin that refuses the upgrade", () => {
   })
 
   test(`a body of exactly ${MAX_REJECTION_BODY_BYTES} bytes is returned`, async () => {
-    const handshake = await connectOriginWebSocket(
+    const handshake = await connectOrigin(
       options(echoPort(), { path: `/refuse-size?n=${MAX_REJECTION_BODY_BYTES}` })
     )
     if (handshake._tag !== "Rejected") throw new Error("expected Rejected")
@@ -346,7 +350,7 @@ describe("an origin that refuses the upgrade", () => {
 
   test("one byte more fails with Pushpin's message", async () => {
     const error = await rejectionOf(
-      connectOriginWebSocket(options(echoPort(), { path: `/refuse-size?n=${MAX_REJECTION_BODY_BYTES + 1}` }))
+      connectOrigin(options(echoPort(), { path: `/refuse-size?n=${MAX_REJECTION_BODY_BYTES + 1}` }))
     )
     expect(error).toBeInstanceOf(OriginHandshakeError)
     expect(error).toMatchObject({
@@ -431,7 +435,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.write(switching(key, "d3Jvbmcgd3Jvbmcgd3Jvbmc=")),
       async (port) => {
-        const error = await rejectionOf(connectOriginWebSocket(options(port)))
+        const error = await rejectionOf(connectOrigin(options(port)))
         expect(error).toBeInstanceOf(OriginHandshakeError)
         expect(error).toMatchObject({ _tag: "OriginHandshakeError", reason: "invalid-response" })
         expect((error as OriginHandshakeError).message).toStartWith(
@@ -454,7 +458,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.write(answer(key)),
       async (port) => {
-        const error = await rejectionOf(connectOriginWebSocket(options(port)))
+        const error = await rejectionOf(connectOrigin(options(port)))
         expect(error).toMatchObject({ _tag: "OriginHandshakeError", reason: "invalid-response" })
         expect((error as OriginHandshakeError).message).toContain(message)
       }
@@ -473,7 +477,7 @@ describe("against raw origins", () => {
           ])
         ),
       async (port) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         await Bun.sleep(20) // nothing may be lost while no handlers are attached
         const { events, until } = record(connection)
         await until("binary")
@@ -491,7 +495,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.write(switching(key)),
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         record(connection)
         connection.sendText("masked?")
         connection.ping(bytes("p"))
@@ -510,7 +514,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.end(switching(key)),
       async (port) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         const { events, closed } = record(connection)
         await closed()
         expect(events).toEqual([["close", undefined, "", false]])
@@ -522,7 +526,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.write(Buffer.concat([Buffer.from(switching(key)), serverFrame(Opcode.Close, "")])),
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         const { events, closed } = record(connection)
         await closed()
         expect(events).toEqual([["close", undefined, "", true]])
@@ -537,7 +541,7 @@ describe("against raw origins", () => {
       ({ socket, key }) =>
         socket.write(Buffer.concat([Buffer.from(switching(key)), serverFrame(Opcode.Close, encodeClosePayload(4001, "done"))])),
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         const { events, closed } = record(connection)
         await closed()
         expect(events).toEqual([["close", 4001, "done", true]])
@@ -563,7 +567,7 @@ describe("against raw origins", () => {
           ])
         ),
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         const { events, closed } = record(connection)
         await closed()
         expect(events).toEqual([
@@ -583,7 +587,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket, key }) => socket.write(Buffer.concat([Buffer.from(switching(key)), serverFrame(Opcode.Binary, new Uint8Array(11))])),
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port, { maxMessageBytes: 10 })))
+        const { connection } = expectOpen(await connectOrigin(options(port, { maxMessageBytes: 10 })))
         const { events, closed } = record(connection)
         await closed()
         expect(events[0]).toEqual(["error", "frame payload of 11 bytes exceeds the limit of 10 (close 1009: message too big)"])
@@ -597,7 +601,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       acceptThenStopReading,
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         const { events, until } = record(connection)
         const size = 8 * 1024 * 1024
         connection.sendBinary(new Uint8Array(size))
@@ -622,7 +626,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       acceptThenStopReading,
       async (port, connections) => {
-        const { connection } = expectOpen(await connectOriginWebSocket(options(port)))
+        const { connection } = expectOpen(await connectOrigin(options(port)))
         record(connection)
         // Larger than the kernel's buffers take at once, so later frames queue behind the rest of
         // the first.
@@ -654,7 +658,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket }) => socket.end("HTTP/1.1 502 Bad Gateway\r\nX-Upstream: down\r\n\r\nupstream is down"),
       async (port) => {
-        const handshake = await connectOriginWebSocket(options(port))
+        const handshake = await connectOrigin(options(port))
         expect(handshake).toMatchObject({ _tag: "Rejected", status: 502, statusText: "Bad Gateway" })
         if (handshake._tag !== "Rejected") return
         expect(handshake.headers.get("x-upstream")).toBe("down")
@@ -667,7 +671,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket }) => socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nno"),
       async (port) => {
-        const handshake = await connectOriginWebSocket(options(port))
+        const handshake = await connectOrigin(options(port))
         expect(handshake).toMatchObject({ _tag: "Rejected", status: 401, body: bytes("no") })
       }
     )
@@ -677,7 +681,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       () => {},
       async (port) => {
-        const error = await rejectionOf(connectOriginWebSocket(options(port, { timeoutMs: 100 })))
+        const error = await rejectionOf(connectOrigin(options(port, { timeoutMs: 100 })))
         expect(error).toBeInstanceOf(OriginHandshakeError)
         expect(error).toMatchObject({
           reason: "timeout",
@@ -691,7 +695,7 @@ describe("against raw origins", () => {
     await withRawOrigin(
       ({ socket }) => socket.end(),
       async (port) => {
-        const error = await rejectionOf(connectOriginWebSocket(options(port)))
+        const error = await rejectionOf(connectOrigin(options(port)))
         expect(error).toMatchObject({
           _tag: "OriginHandshakeError",
           reason: "closed",
@@ -705,7 +709,7 @@ describe("against raw origins", () => {
 describe("connect errors", () => {
   test("a dead port rejects with code ECONNREFUSED", async () => {
     const port = deadPort()
-    const error = await rejectionOf(connectOriginWebSocket(options(port)))
+    const error = await rejectionOf(connectOrigin(options(port)))
     expect(error).toBeInstanceOf(OriginConnectError)
     expect(error).toMatchObject({ _tag: "OriginConnectError", code: "ECONNREFUSED" })
     expect((error as OriginConnectError).message).toStartWith(`cannot connect to ws://127.0.0.1:${port}: `)
@@ -747,7 +751,7 @@ describe("wss", () => {
   afterAll(() => secure.stop(true))
 
   test("insecure accepts the self-signed certificate", async () => {
-    const { connection } = expectOpen(await connectOriginWebSocket(options(secure.port ?? 0, { tls: true, insecure: true })))
+    const { connection } = expectOpen(await connectOrigin(options(secure.port ?? 0, { tls: true, insecure: true })))
     const { events, until } = record(connection)
     connection.sendText("over tls")
     await until("text")
@@ -756,7 +760,7 @@ describe("wss", () => {
   })
 
   test("a 4 MB message round trips over TLS", async () => {
-    const { connection } = expectOpen(await connectOriginWebSocket(options(secure.port ?? 0, { tls: true, insecure: true })))
+    const { connection } = expectOpen(await connectOrigin(options(secure.port ?? 0, { tls: true, insecure: true })))
     const { events, until } = record(connection)
     const big = new Uint8Array(4 * 1024 * 1024)
     for (let i = 0; i < big.length; i++) big[i] = i % 253
@@ -768,7 +772,7 @@ describe("wss", () => {
   })
 
   test("without insecure the certificate is checked, and failing is a connect error", async () => {
-    const error = await rejectionOf(connectOriginWebSocket(options(secure.port ?? 0, { tls: true })))
+    const error = await rejectionOf(connectOrigin(options(secure.port ?? 0, { tls: true })))
     expect(error).toBeInstanceOf(OriginConnectError)
     expect((error as OriginConnectError).code).toBe("DEPTH_ZERO_SELF_SIGNED_CERT")
   })

@@ -1,5 +1,6 @@
 /**
- * The byte stream under an origin WebSocket: TCP, or TLS, through `Bun.connect`.
+ * The byte stream under an origin WebSocket (`OriginTransport` in server.ts): TCP, or TLS,
+ * through `Bun.connect`.
  *
  * Why not node:net / node:tls: in the WebSocket echo benchmark their stream machinery (a
  * Writable's buffering, a Readable's chunk queue and events) took about half the proxy's busy
@@ -10,35 +11,9 @@
  * this class keeps the rest, in order, writes it when Bun reports `drain`, and only then tells
  * its listener (`onDrain`), which is the signal the proxy waits for before reading from the
  * client again (see `bufferedAmount`).
- *
- * Event order: `onConnect` once (for TLS, after the certificate checks), then `onData` in wire
- * order, then `onClose` once. `onError` may come just before `onClose` and says why. Closes this
- * side asks for with `terminate` are not reported: the caller knows.
  */
 import type { Socket, SocketHandler } from "bun"
-
-export interface OriginTransportListener {
-  /** Connected; for TLS the handshake passed (or `rejectUnauthorized` is off). */
-  readonly onConnect: () => void
-  readonly onData: (chunk: Uint8Array) => void
-  /** Everything written has reached the kernel, after some of it had to wait. */
-  readonly onDrain: () => void
-  /** The connection failed (before or after connecting); `onClose` follows. */
-  readonly onError: (error: Error) => void
-  /** The peer closed, or the connection failed. Once, last. */
-  readonly onClose: () => void
-}
-
-export interface OriginTransportOptions {
-  readonly host: string
-  readonly port: number
-  /** Absent for plain TCP. */
-  readonly tls?: {
-    /** SNI and the name the certificate must carry; absent for an IP address. */
-    readonly serverName?: string
-    readonly rejectUnauthorized: boolean
-  }
-}
+import type { OriginTransport, OriginTransportListener, OriginTransportOptions } from "./server.ts"
 
 /** Bun reports a failed certificate check with `success: false`, not through an error event. */
 class TlsVerificationError extends Error {
@@ -51,7 +26,7 @@ class TlsVerificationError extends Error {
 }
 
 /** One handler object for every transport: the socket's `data` is its transport. */
-const HANDLERS: SocketHandler<OriginTransport> = {
+const HANDLERS: SocketHandler<BunOriginTransport> = {
   open: (socket) => socket.data.opened(socket),
   handshake: (socket, success, authorizationError) => socket.data.handshaken(success, authorizationError),
   data: (socket, chunk) => socket.data.received(chunk),
@@ -61,8 +36,8 @@ const HANDLERS: SocketHandler<OriginTransport> = {
   close: (socket, error) => socket.data.socketClosed(error)
 }
 
-export class OriginTransport {
-  private socket: Socket<OriginTransport> | undefined = undefined
+export class BunOriginTransport implements OriginTransport {
+  private socket: Socket<BunOriginTransport> | undefined = undefined
   /** Set once `onConnect` is due: for TLS, bytes written before the handshake would be lost. */
   private connected = false
   private listener: OriginTransportListener
@@ -88,11 +63,11 @@ export class OriginTransport {
    * something is reported before `connect` returns.
    */
   connect(options: OriginTransportOptions): void {
-    if (this.connectCalled) throw new Error("OriginTransport.connect called twice")
+    if (this.connectCalled) throw new Error("BunOriginTransport.connect called twice")
     this.connectCalled = true
     const tls = options.tls
     this.isTls = tls !== undefined
-    Bun.connect<OriginTransport>({
+    Bun.connect<BunOriginTransport>({
       hostname: options.host,
       port: options.port,
       data: this,
@@ -175,7 +150,7 @@ export class OriginTransport {
   // Socket events (through HANDLERS) -----------------------------------------------------------
 
   /** @internal */
-  opened(socket: Socket<OriginTransport>): void {
+  opened(socket: Socket<BunOriginTransport>): void {
     this.socket = socket
     if (this.closed) return socket.terminate()
     if (this.readPaused) socket.pause()
