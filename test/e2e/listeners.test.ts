@@ -11,7 +11,7 @@ import { publish, subscribed } from "../support/grip.ts"
 import { startOrigin, type TestOrigin } from "../support/origin.ts"
 import { BINARY, type RunningPushpinTs, startPushpinTs } from "../support/pushpin-ts.ts"
 import { readUntil } from "../support/streams.ts"
-import { openWebSocket } from "../support/ws-client.ts"
+import { openWebSocket, upgrade } from "../support/ws-client.ts"
 
 const OPENSSL = "/usr/bin/openssl"
 const HELLO = "Hello from the Pushpin test handler!\n"
@@ -288,5 +288,63 @@ describe("startup checks", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe("TLS origins (route targets with ssl)", () => {
+  let dir: string
+  let origin: ReturnType<typeof Bun.serve>
+  let proxy: RunningPushpinTs
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "pushpin-ts-tls-origin-"))
+    makeCertificate(dir, "origin", "localhost")
+    origin = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert: Bun.file(join(dir, "origin.crt")), key: Bun.file(join(dir, "origin.key")) },
+      fetch(request, server) {
+        if (server.upgrade(request, { data: undefined })) return undefined
+        return new Response(`https origin saw ${new URL(request.url).pathname}\n`)
+      },
+      websocket: {
+        message(ws, message) {
+          ws.send(`origin over tls: ${String(message)}`)
+        }
+      }
+    })
+    // The origin's certificate is self-signed: `insecure` accepts it, a plain `ssl` target must refuse it.
+    proxy = await startPushpinTs({
+      args: [
+        "--route", `*,path_beg=/insecure/ 127.0.0.1:${origin.port},ssl,insecure`,
+        "--route", `*,path_beg=/strict/ 127.0.0.1:${origin.port},ssl`
+      ]
+    })
+  })
+
+  afterAll(async () => {
+    await proxy.stop()
+    origin.stop(true)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  test("a WebSocket reaches a wss origin through the binary, both ways", async () => {
+    const ws = await openWebSocket({ port: proxy.port, path: "/insecure/echo" })
+    try {
+      ws.sendText("hello")
+      await ws.waitFor("the echo", (events) => events.some((event) => event.type === "text"))
+      expect(ws.events.find((event) => event.type === "text")).toMatchObject({ type: "text", data: "origin over tls: hello" })
+    } finally {
+      ws.close(1000)
+    }
+    const plain = await fetch(`${proxy.baseUrl}/insecure/page`)
+    expect(await plain.text()).toBe("https origin saw /insecure/page\n")
+  })
+
+  test("a wss origin whose certificate is not trusted is refused: the client gets 502, nothing is relayed", async () => {
+    const outcome = await upgrade({ port: proxy.port, path: "/strict/echo" })
+    expect(outcome.kind).toBe("refused")
+    if (outcome.kind === "refused") expect(outcome.answer.head.status).toBe(502)
+    expect((await fetch(`${proxy.baseUrl}/strict/page`)).status).toBe(502)
   })
 })
