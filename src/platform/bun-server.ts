@@ -7,6 +7,7 @@ import type {
   ClientWebSocket,
   ClientWebSocketHandler,
   ListenerSpec,
+  OriginFetchInit,
   PushBodySource,
   PushBodyWriter,
   RunningServer,
@@ -193,9 +194,21 @@ const pushBody = (source: PushBodySource): ReadableStream<Uint8Array> =>
     cancel: () => source.onCancel()
   })
 
+const fetchOrigin = (url: string, init: OriginFetchInit): Promise<Response> =>
+  fetch(url, {
+    method: init.method,
+    headers: init.headers,
+    body: init.body ?? null,
+    redirect: "manual",
+    decompress: false,
+    ...(init.signal === undefined ? {} : { signal: init.signal }),
+    ...(init.insecure === true ? { tls: { rejectUnauthorized: false } } : {})
+  })
+
 export const BunServerRuntime: ServerRuntime = {
   name: `bun ${Bun.version}`,
   serve,
+  fetchOrigin,
   originTransport: (listener) => new BunOriginTransport(listener),
   pushBody,
   releaseMemory: () => Bun.gc(true)

@@ -114,6 +114,19 @@ export interface RunningServer {
 }
 
 /**
+ * A request to an origin as a proxy sends it: a redirect comes back as the response it is, and a
+ * compressed body stays compressed (the client asked for it; the proxy relays it).
+ */
+export interface OriginFetchInit {
+  readonly method: string
+  readonly headers: Headers
+  readonly body?: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null
+  readonly signal?: AbortSignal
+  /** The route target's `insecure`: accept any certificate. */
+  readonly insecure?: boolean
+}
+
+/**
  * A TCP or TLS byte stream to an origin, under an origin WebSocket. Event order: `onConnect`
  * once (for TLS, after the certificate checks), then `onData` in wire order, then `onClose`
  * once; `onError` may come just before `onClose` and says why. Closes asked for with
@@ -185,6 +198,8 @@ export interface PushBodySource {
 export interface ServerRuntime {
   readonly name: string
   readonly serve: (options: ServeOptions) => RunningServer
+  /** An HTTP request to an origin (see OriginFetchInit). */
+  readonly fetchOrigin: (url: string, init: OriginFetchInit) => Promise<Response>
   /** A new, unconnected byte stream to an origin that reports to `listener`. */
   readonly originTransport: (listener: OriginTransportListener) => OriginTransport
   /** A body for `new Response(...)` that `source` writes to (see PushBodyWriter). */

@@ -102,7 +102,7 @@ export class Proxy extends Context.Service<Proxy, {
       const routes = yield* LiveRoutes
       const handler = yield* Handler
       const runtime = yield* ServerRuntimeService
-      return makeProxy(settings.proxy, routes.current, handler, runtime.originTransport)
+      return makeProxy(settings.proxy, routes.current, handler, runtime)
     })
   )
 }
@@ -142,7 +142,7 @@ export const makeProxy = (
   settings: ProxySettings,
   currentRoutes: () => RouteTable,
   handler: Pick<Context.Service.Shape<typeof Handler>, "accept" | "openWebSocket">,
-  originTransport: ServerRuntime["originTransport"]
+  runtime: Pick<ServerRuntime, "fetchOrigin" | "originTransport">
 ) => {
   const acceptGrip = handler.accept
   const stats: ProxyStats = { requests: 0, originErrors: 0, failovers: 0, shedOriginQueueFull: 0, gripHandoffs: 0 }
@@ -252,7 +252,7 @@ export const makeProxy = (
       stats.originErrors++
     },
     openGripSession: handler.openWebSocket,
-    originTransport
+    runtime
   })
 
   interface RequestFacts {
@@ -387,14 +387,12 @@ export const makeProxy = (
       const admission = await gate.acquire(outgoing.signal)
       if (admission._tag === "Full") return { _tag: "Shed", authority, waiting: gate.waitingCount, active: gate.activeCount }
       try {
-        const upstream = await fetch(`${target.ssl ? "https" : "http"}://${authority}${outgoing.path}`, {
+        const upstream = await runtime.fetchOrigin(`${target.ssl ? "https" : "http"}://${authority}${outgoing.path}`, {
           method: outgoing.method,
           headers: outgoing.headersFor(target),
           body: outgoing.body ?? null,
-          redirect: "manual",
-          decompress: false,
           signal: outgoing.signal,
-          ...(target.insecure ? { tls: { rejectUnauthorized: false } } : {})
+          insecure: target.insecure
         })
         return { _tag: "Answered", upstream, authority }
       } catch (error) {
@@ -439,7 +437,7 @@ export const makeProxy = (
         gripSig: signer?.current(),
         gripLast: link.lastIds
       })
-      const upstream = await fetch(link.uri, { method: link.method, headers, redirect: "manual", decompress: false, signal: link.signal })
+      const upstream = await runtime.fetchOrigin(link.uri, { method: link.method, headers, signal: link.signal })
       accessLog(`${link.method} ${link.uri}${routeTag} link code=${upstream.status}`)
       return upstream
     }

@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto"
 import { Result } from "effect"
 import type { Schedule } from "effect"
 import { TimerWheel, type TimerEntry } from "../handler/timer-wheel.ts"
-import type { ClientConnection } from "../platform/server.ts"
+import type { ClientConnection, ServerRuntime } from "../platform/server.ts"
 import {
   applyMetaUpdates,
   clientHandshakeResponseHeaders,
@@ -45,8 +45,8 @@ export { WohConnection } from "./ws-over-http-connection.ts"
 export interface OverHttpDeps {
   /** A fresh `Grip-Sig` for each request to the origin (undefined when the route does not sign). */
   readonly gripSig: (request: WsConnectRequest) => string | undefined
-  /** Tests only: replaces `fetch` (the request is always a POST of events). */
-  readonly post?: (url: string, init: PostInit) => Promise<Response>
+  /** The runtime adapter's origin requests (each one a POST of events). */
+  readonly fetchOrigin: ServerRuntime["fetchOrigin"]
   /** Tests only: the timer loop (default: a shared `TimerWheel` that runs while it has entries). */
   readonly timers?: WohTimers
   /** Tests only: the retry policy of later requests (default RETRY_SCHEDULE). */
@@ -54,13 +54,6 @@ export interface OverHttpDeps {
   readonly requestTimeoutMs?: number
   /** Counts each request sent again after a failure (metrics). */
   readonly onRetry?: () => void
-}
-
-export interface PostInit {
-  readonly headers: Headers
-  readonly body: Uint8Array
-  readonly signal: AbortSignal
-  readonly target: WsConnectRequest["target"]
 }
 
 /**
@@ -95,17 +88,6 @@ export class SharedTimerLoop implements WohTimers {
   }
 }
 
-const defaultPost = (url: string, init: PostInit): Promise<Response> =>
-  fetch(url, {
-    method: "POST",
-    headers: init.headers,
-    body: arrayBufferView(init.body),
-    redirect: "manual",
-    decompress: false,
-    signal: init.signal,
-    ...(init.target.insecure ? { tls: { rejectUnauthorized: false } } : {})
-  })
-
 /** The same bytes typed for `fetch` (which refuses views of a SharedArrayBuffer); copies only then. */
 const arrayBufferView = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => {
   const buffer = bytes.buffer
@@ -115,14 +97,14 @@ const arrayBufferView = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => {
 let sharedTimers: SharedTimerLoop | undefined
 
 export const makeOverHttpConnector = (deps: OverHttpDeps) => {
-  const post = deps.post ?? defaultPost
   const timers = deps.timers ?? (sharedTimers ??= new SharedTimerLoop())
   return (request: WsConnectRequest, _client: ClientConnection): Promise<OriginSocketHandshake> => {
     const { target } = request
     const authority = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`
     const uri = `${target.ssl ? "https" : "http"}://${authority}${request.path}`
     const env: WohEnvironment = {
-      post: (headers, body, signal) => post(uri, { headers, body, signal, target }),
+      post: (headers, body, signal) =>
+        deps.fetchOrigin(uri, { method: "POST", headers, body: arrayBufferView(body), signal, insecure: target.insecure }),
       gripSig: () => deps.gripSig(request),
       timers,
       retrySchedule: deps.retrySchedule ?? RETRY_SCHEDULE,

@@ -6,7 +6,7 @@
 import type { ProxySettings, Route } from "../config/types.ts"
 import type { GripSigner } from "../grip/jwt.ts"
 import type { WsGripSession, WsSessionContext, WsSessionHost } from "../handler/ws-session.ts"
-import type { ClientConnection, OriginTransport, OriginTransportListener } from "../platform/server.ts"
+import type { ClientConnection, ServerRuntime } from "../platform/server.ts"
 import { originRequestHeaders, rewritePath, textResponse } from "./headers.ts"
 import { testRoutePath } from "./test-route.ts"
 import { connectTestWebSocket } from "./test-websocket.ts"
@@ -39,7 +39,7 @@ export interface UpgradeEnvironment {
   readonly badGateway: (route: Route, uri: string, method: string, detail: string, target?: string) => Response
   readonly countOriginError: () => void
   readonly openGripSession: (context: Omit<WsSessionContext, "connectionId">, host: WsSessionHost) => WsGripSession
-  readonly originTransport: (listener: OriginTransportListener) => OriginTransport
+  readonly runtime: Pick<ServerRuntime, "fetchOrigin" | "originTransport">
 }
 
 export const makeUpgradeHandler = (environment: UpgradeEnvironment) => {
@@ -49,8 +49,9 @@ export const makeUpgradeHandler = (environment: UpgradeEnvironment) => {
     stats: webSocketStats,
     environment: { stats: webSocketStats, openGripSession: environment.openGripSession },
     accessLog,
-    originTransport: environment.originTransport,
+    originTransport: environment.runtime.originTransport,
     connectOverHttp: makeOverHttpConnector({
+      fetchOrigin: environment.runtime.fetchOrigin,
       gripSig: (request) => signerFor(request.route)?.current(),
       onRetry: () => {
         webSocketStats.overHttpRetries++
