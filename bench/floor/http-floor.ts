@@ -20,11 +20,7 @@ import { FULL_SIZES } from "../scenario.ts"
 import { Scope } from "../scope.ts"
 import { median } from "../stats.ts"
 import { runWrk } from "../wrk.ts"
-import { busyCoresSince, machineTicks, RelayFailed, startRelay } from "./relay.ts"
-
-class BadArguments extends Error {
-  readonly _tag = "BadArguments"
-}
+import { BadArguments, busyCoresSince, machineTicks, positiveInteger, RelayFailed, startRelay } from "./relay.ts"
 
 const USAGE = "usage: bun bench/floor/http-floor.ts <compiled relay-floor> [--repeat N] [--seconds N]"
 
@@ -35,13 +31,6 @@ interface Options {
   readonly relayPath: string
   readonly repeat: number
   readonly seconds: number
-}
-
-const positiveInteger = (text: string | undefined, name: string, fallback: number): number => {
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!Number.isInteger(value) || value < 1) throw new BadArguments(`--${name} must be a positive integer, got ${JSON.stringify(text)}`)
-  return value
 }
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {

@@ -19,14 +19,10 @@ import { FULL_SIZES } from "../scenario.ts"
 import { CONNECT_TIMEOUT_MS, MESSAGE_BYTES } from "../scenarios/websocket-echo.ts"
 import { Scope } from "../scope.ts"
 import { median } from "../stats.ts"
-import { busyCoresSince, machineTicks, RelayFailed, startRelay } from "./relay.ts"
+import { BadArguments, busyCoresSince, machineTicks, positiveInteger, RelayFailed, startRelay } from "./relay.ts"
 
 /** Beyond the measured seconds and the connect deadline: the client's own start and report. */
 const CLIENT_REPORT_SLACK_MS = 30_000
-
-class BadArguments extends Error {
-  readonly _tag = "BadArguments"
-}
 
 const USAGE = "usage: bun bench/floor/relay-floor.ts <compiled relay-floor> [--repeat N] [--clients N] [--seconds N]"
 
@@ -35,13 +31,6 @@ interface Options {
   readonly repeat: number
   readonly clients: number
   readonly seconds: number
-}
-
-const positiveInteger = (text: string | undefined, name: string, fallback: number): number => {
-  if (text === undefined) return fallback
-  const value = Number(text)
-  if (!Number.isInteger(value) || value < 1) throw new BadArguments(`--${name} must be a positive integer, got ${JSON.stringify(text)}`)
-  return value
 }
 
 const parseOptions = (argv: ReadonlyArray<string>): Options => {

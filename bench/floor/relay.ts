@@ -1,6 +1,6 @@
 /**
  * What the floor drivers share: the compiled C relay (bench/floor/relay-floor.c) as a child
- * process, and how busy the whole machine was during a run.
+ * process, how busy the whole machine was during a run, and their option checks.
  */
 import { readFileSync } from "node:fs"
 import { availableParallelism } from "node:os"
@@ -11,6 +11,17 @@ import type { Scope } from "../scope.ts"
 const RELAY_START_TIMEOUT_MS = 5_000
 /** After SIGTERM the relay only prints one line. */
 const RELAY_STOP_TIMEOUT_MS = 5_000
+
+export class BadArguments extends Error {
+  readonly _tag = "BadArguments"
+}
+
+export const positiveInteger = (text: string | undefined, name: string, fallback: number): number => {
+  if (text === undefined) return fallback
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < 1) throw new BadArguments(`--${name} must be a positive integer, got ${JSON.stringify(text)}`)
+  return value
+}
 
 export class RelayFailed extends Error {
   readonly _tag = "RelayFailed"
