@@ -23,16 +23,16 @@ import {
   sha1,
   type SideBase,
   type SideName,
+  socketOpener,
+  startSides,
   untilSubscribed,
   withoutProbes
 } from "../support/differential-sides.ts"
-import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { webSocketAccept } from "../../src/websocket/origin-client.ts"
-import { referencePushpinAvailable, startReferencePushpin, type ReferencePushpin } from "../support/reference-pushpin.ts"
+import { referencePushpinAvailable } from "../support/reference-pushpin.ts"
 import {
   headerOf,
   Op,
-  openWebSocket,
   startWsOrigin,
   upgrade,
   type OriginAnswer,
@@ -135,8 +135,7 @@ const describeGripSig = (token: string | undefined): string | undefined => {
 // ---------------------------------------------------------------------------------------------
 
 describe.skipIf(!referencePushpinAvailable())("WebSockets: pushpin-ts and Pushpin 1.36 behave alike", () => {
-  let reference: ReferencePushpin | undefined
-  let ours: RunningPushpinTs | undefined
+  let stopSides: () => Promise<void> = async () => {}
   /** Why a side could not start (its scenarios then fail, the other side's still run). */
   const broken = new Map<SideName, string>()
   const sides = new Map<SideName, Side>()
@@ -154,32 +153,17 @@ describe.skipIf(!referencePushpinAvailable())("WebSockets: pushpin-ts and Pushpi
     const [forReference, forOurs] = await Promise.all([startWsOrigin({ answer, onEvent }), startWsOrigin({ answer, onEvent })])
     origins.push(forReference, forOurs)
     const [deadA, deadB] = [deadPort(), deadPort()]
-    const [startedReference, startedOurs] = await Promise.allSettled([
-      startReferencePushpin({ routes: routesFor(forReference.port, deadA, deadB) }),
-      startPushpinTs({ args: routesFor(forOurs.port, deadA, deadB).flatMap((route) => ["--route", route]) })
-    ])
-    if (startedReference.status === "fulfilled") {
-      reference = startedReference.value
-      sides.set("pushpin", { name: "pushpin", port: reference.httpPort, publishUrl: reference.publishUrl, origin: forReference })
-    } else broken.set("pushpin", String(startedReference.reason))
-    if (startedOurs.status === "fulfilled") {
-      ours = startedOurs.value
-      sides.set("pushpin-ts", { name: "pushpin-ts", port: ours.port, publishUrl: ours.publishUrl ?? "", origin: forOurs })
-    } else broken.set("pushpin-ts", String(startedOurs.reason))
+    stopSides = await startSides({ pushpin: forReference, "pushpin-ts": forOurs }, (port) => routesFor(port, deadA, deadB), sides, broken)
   }, 30_000)
 
   afterAll(async () => {
     for (const socket of sockets) socket.destroy()
-    await Promise.all([reference?.stop(), ours?.stop()])
+    await stopSides()
     await Promise.all(origins.map((origin) => origin.stop()))
   })
 
   /** Opens a client WebSocket to the side, closed by afterAll at the latest. */
-  const open = async (side: Side, path: string, headers: Readonly<Record<string, string | null>> = {}): Promise<RawWebSocket> => {
-    const ws = await openWebSocket({ port: side.port, path, headers })
-    sockets.push(ws)
-    return ws
-  }
+  const open = socketOpener(sockets)
 
   const { verify, onBoth } = makeSideRunner(sides, broken, DEBUG)
   const publish = publishTo

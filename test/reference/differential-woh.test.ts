@@ -40,13 +40,14 @@ import {
   sha1,
   type SideBase,
   type SideName,
+  socketOpener,
+  startSides,
   summarise,
   untilSubscribed,
   withoutProbes
 } from "../support/differential-sides.ts"
-import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { webSocketAccept } from "../../src/websocket/origin-client.ts"
-import { referencePushpinAvailable, startReferencePushpin, type ReferencePushpin } from "../support/reference-pushpin.ts"
+import { referencePushpinAvailable } from "../support/reference-pushpin.ts"
 import {
   describeEvent,
   eventsOf,
@@ -60,7 +61,7 @@ import {
   type WohRequest,
   type WohResponder
 } from "../support/woh-origin.ts"
-import { headerOf, Op, openWebSocket, upgrade, type RawWebSocket, type WsEndpoint, type WsEvent } from "../support/ws-client.ts"
+import { headerOf, Op, upgrade, type RawWebSocket, type WsEndpoint, type WsEvent } from "../support/ws-client.ts"
 import { closeEvent } from "../../src/websocket/events.ts"
 
 const DEBUG = process.env["DIFFERENTIAL_DEBUG"] === "1"
@@ -298,8 +299,7 @@ const expectedAccept = webSocketAccept
 // ---------------------------------------------------------------------------------------------
 
 describe.skipIf(!referencePushpinAvailable())("WebSocket-over-HTTP: pushpin-ts and Pushpin 1.36 behave alike", () => {
-  let reference: ReferencePushpin | undefined
-  let ours: RunningPushpinTs | undefined
+  let stopSides: () => Promise<void> = async () => {}
   /** Why a side could not start (its scenarios then fail, the other side's still run). */
   const broken = new Map<SideName, string>()
   const sides = new Map<SideName, Side>()
@@ -309,33 +309,17 @@ describe.skipIf(!referencePushpinAvailable())("WebSocket-over-HTTP: pushpin-ts a
   beforeAll(async () => {
     const [forReference, forOurs] = await Promise.all([startWohOrigin(respond), startWohOrigin(respond)])
     origins.push(forReference, forOurs)
-    const route = (port: number): string => `* 127.0.0.1:${port},over_http`
-    const [startedReference, startedOurs] = await Promise.allSettled([
-      startReferencePushpin({ routes: [route(forReference.port)] }),
-      startPushpinTs({ args: ["--route", route(forOurs.port)] })
-    ])
-    if (startedReference.status === "fulfilled") {
-      reference = startedReference.value
-      sides.set("pushpin", { name: "pushpin", port: reference.httpPort, publishUrl: reference.publishUrl, origin: forReference })
-    } else broken.set("pushpin", String(startedReference.reason))
-    if (startedOurs.status === "fulfilled") {
-      ours = startedOurs.value
-      sides.set("pushpin-ts", { name: "pushpin-ts", port: ours.port, publishUrl: ours.publishUrl ?? "", origin: forOurs })
-    } else broken.set("pushpin-ts", String(startedOurs.reason))
+    stopSides = await startSides({ pushpin: forReference, "pushpin-ts": forOurs }, (port) => [`* 127.0.0.1:${port},over_http`], sides, broken)
   }, 30_000)
 
   afterAll(async () => {
     for (const socket of sockets) socket.destroy()
-    await Promise.all([reference?.stop(), ours?.stop()])
+    await stopSides()
     await Promise.all(origins.map((origin) => origin.stop()))
   })
 
   /** Opens a client WebSocket to the side, closed by afterAll at the latest. */
-  const open = async (side: Side, path: string, headers: Readonly<Record<string, string | null>> = {}): Promise<RawWebSocket> => {
-    const ws = await openWebSocket({ port: side.port, path, headers })
-    sockets.push(ws)
-    return ws
-  }
+  const open = socketOpener(sockets)
 
   const { runOn, valueOf, verify, onBoth } = makeSideRunner(sides, broken, DEBUG)
   const publish = publishTo

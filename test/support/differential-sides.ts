@@ -6,7 +6,9 @@
  */
 import { expect } from "bun:test"
 import { createHash } from "node:crypto"
-import type { RawWebSocket, WsEndpoint, WsEvent } from "./ws-client.ts"
+import { startPushpinTs } from "./pushpin-ts.ts"
+import { startReferencePushpin } from "./reference-pushpin.ts"
+import { openWebSocket, type RawWebSocket, type WsEndpoint, type WsEvent } from "./ws-client.ts"
 
 export type SideName = "pushpin" | "pushpin-ts"
 
@@ -25,6 +27,40 @@ export interface SideChecks<A, B, C, D> {
   /** Pushpin's projection must equal `pushpin`; pushpin-ts's is free, for what may legitimately differ. */
   readonly recorded?: { readonly select: (result: A) => D; readonly pushpin: D }
 }
+
+/**
+ * Starts Pushpin 1.36 and pushpin-ts at once, each in front of its own origin with the routes
+ * `routesFor(origin port)`. A side that fails to start is kept in `broken` with the reason, so
+ * its scenarios fail saying why while the other side's still run. Returns the stop for afterAll.
+ */
+export const startSides = async <O extends { readonly port: number }>(
+  origins: { readonly pushpin: O; readonly "pushpin-ts": O },
+  routesFor: (originPort: number) => ReadonlyArray<string>,
+  sides: Map<SideName, SideBase & { readonly origin: O }>,
+  broken: Map<SideName, string>
+): Promise<() => Promise<void>> => {
+  const [reference, ours] = await Promise.allSettled([
+    startReferencePushpin({ routes: routesFor(origins.pushpin.port) }),
+    startPushpinTs({ args: routesFor(origins["pushpin-ts"].port).flatMap((route) => ["--route", route]) })
+  ])
+  if (reference.status === "fulfilled") {
+    sides.set("pushpin", { name: "pushpin", port: reference.value.httpPort, publishUrl: reference.value.publishUrl, origin: origins.pushpin })
+  } else broken.set("pushpin", String(reference.reason))
+  if (ours.status === "fulfilled") {
+    sides.set("pushpin-ts", { name: "pushpin-ts", port: ours.value.port, publishUrl: ours.value.publishUrl ?? "", origin: origins["pushpin-ts"] })
+  } else broken.set("pushpin-ts", String(ours.reason))
+  return async () => {
+    await Promise.all([reference.status === "fulfilled" ? reference.value.stop() : undefined, ours.status === "fulfilled" ? ours.value.stop() : undefined])
+  }
+}
+
+/** Opens client WebSockets to a side, keeping each in `sockets` so afterAll can end them. */
+export const socketOpener = (sockets: Array<RawWebSocket>) =>
+  async (side: SideBase, path: string, headers: Readonly<Record<string, string | null>> = {}): Promise<RawWebSocket> => {
+    const ws = await openWebSocket({ port: side.port, path, headers })
+    sockets.push(ws)
+    return ws
+  }
 
 export const makeSideRunner = <S extends SideBase>(sides: ReadonlyMap<SideName, S>, broken: ReadonlyMap<SideName, string>, debug: boolean) => {
   const runOn = async <A,>(name: SideName, scenario: (side: S) => Promise<A>): Promise<A> => {
