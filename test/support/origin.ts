@@ -2,6 +2,7 @@
  * A real origin server for end-to-end tests: Bun.serve on an ephemeral port that records what
  * it received and answers by path.
  */
+import type { Server } from "node:net"
 
 export interface SeenRequest {
   readonly method: string
@@ -34,6 +35,17 @@ export const startOrigin = (route: OriginRoute, port = 0): TestOrigin => {
 }
 
 /** A port that nothing listens on (bound, then released). */
+/** Starts a node:net server on an ephemeral 127.0.0.1 port and returns the port. */
+export const listenOnLoopback = async (server: Server): Promise<number> => {
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => resolve())
+  })
+  const address = server.address()
+  if (address === null || typeof address === "string") throw new Error("a loopback listener without a port")
+  return address.port
+}
+
 export const deadPort = (): number => {
   const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() })
   const port = server.port ?? 0

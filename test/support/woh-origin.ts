@@ -13,6 +13,7 @@
  */
 import { Result } from "effect"
 import { createServer, type Server, type Socket } from "node:net"
+import { listenOnLoopback } from "./origin.ts"
 import { decodeEvents, encodeEvents, type WsEvent as WohEvent } from "../../src/websocket/events.ts"
 
 export type { WohEvent }
@@ -259,14 +260,8 @@ export const startWohOrigin = async (respond: WohResponder): Promise<WohOrigin> 
       take()
     })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => resolve())
-  })
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("woh origin: no port")
   return {
-    port: address.port,
+    port: await listenOnLoopback(server),
     requests,
     connection: async (targetPrefix, timeoutMs = 5000) => {
       const deadline = Date.now() + timeoutMs

@@ -15,6 +15,7 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import { createConnection, createServer, type Server, type Socket } from "node:net"
+import { listenOnLoopback } from "./origin.ts"
 
 export const Op = {
   continuation: 0x0,
@@ -579,14 +580,8 @@ export const startWsOrigin = async (options: WsOriginOptions): Promise<WsOrigin>
     }
     socket.on("data", onData)
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => resolve())
-  })
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("origin: no port")
   return {
-    port: address.port,
+    port: await listenOnLoopback(server),
     requests,
     connections,
     connection: async (pathPrefix, timeoutMs = 5000) => {

@@ -17,7 +17,7 @@ import {
   type OriginWebSocket,
   type OriginWebSocketOptions
 } from "../../src/websocket/origin-client.ts"
-import { deadPort } from "../support/origin.ts"
+import { deadPort, listenOnLoopback } from "../support/origin.ts"
 import { BunServerRuntime } from "../../src/platform/bun-server.ts"
 
 /** The origin client over Bun's sockets, as the binary runs it. */
@@ -409,11 +409,9 @@ const withRawOrigin = async (
       onRequest(connection)
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("no port")
+  const port = await listenOnLoopback(server)
   try {
-    await run(address.port, connections)
+    await run(port, connections)
   } finally {
     for (const socket of sockets) socket.destroy()
     await new Promise<void>((resolve) => server.close(() => resolve()))
