@@ -4,7 +4,7 @@
  * the connection to the `?channel=` channels (default `test`) with control messages, and prefixes
  * its echoes with `m:`, exactly as a GRIP origin would. Any other path is refused with 404.
  */
-import type { OriginWebSocketHandlers } from "../websocket/origin-client.ts"
+import { deliverOriginMessage, type OriginMessage, type OriginWebSocketHandlers } from "../websocket/origin-client.ts"
 import type { OriginSocket, OriginSocketHandshake } from "../websocket/origin-socket.ts"
 import { GRIP_EXTENSION, parseGripExtension } from "../websocket/grip-control.ts"
 
@@ -13,10 +13,7 @@ const PREFIX_BYTES = new TextEncoder().encode(PREFIX)
 
 export const TEST_WEBSOCKET_PATH = "/ws"
 
-type Echo =
-  | { readonly kind: "text"; readonly data: string }
-  | { readonly kind: "binary" | "ping" | "pong"; readonly data: Uint8Array }
-  | { readonly kind: "close"; readonly code: number | undefined; readonly reason: string }
+type Echo = OriginMessage | { readonly kind: "close"; readonly code: number | undefined; readonly reason: string }
 
 class TestOriginSocket implements OriginSocket {
   private handlers: OriginWebSocketHandlers | undefined = undefined
@@ -85,25 +82,13 @@ class TestOriginSocket implements OriginSocket {
     const handlers = this.handlers
     while (handlers !== undefined && !this.paused && this.pending.length > 0) {
       const frame = this.pending.shift() as Echo
-      switch (frame.kind) {
-        case "text":
-          handlers.onMessage("text", frame.data)
-          break
-        case "binary":
-          handlers.onMessage("binary", frame.data)
-          break
-        case "ping":
-          handlers.onPing(frame.data)
-          break
-        case "pong":
-          handlers.onPong(frame.data)
-          break
-        case "close":
-          this.closed = true
-          this.pending.length = 0
-          handlers.onClose(frame.code, frame.reason, true)
-          return
+      if (frame.kind === "close") {
+        this.closed = true
+        this.pending.length = 0
+        handlers.onClose(frame.code, frame.reason, true)
+        return
       }
+      deliverOriginMessage(handlers, frame)
     }
   }
 }

@@ -34,7 +34,7 @@ import {
   parseClosePayload,
   type WsEvent
 } from "../websocket/events.ts"
-import type { OriginWebSocketHandlers } from "../websocket/origin-client.ts"
+import { deliverOriginMessage, type OriginMessage, type OriginWebSocketHandlers } from "../websocket/origin-client.ts"
 import type { OriginSocket } from "../websocket/origin-socket.ts"
 import {
   contentBytesAccepted,
@@ -127,9 +127,7 @@ type Phase =
   /** Over: no more requests. */
   | "done"
 
-type Inbound =
-  | { readonly kind: "text"; readonly data: string; readonly size: number }
-  | { readonly kind: "binary" | "ping" | "pong"; readonly data: Uint8Array; readonly size: number }
+type Inbound = OriginMessage & { readonly size: number }
 
 type Ending =
   | { readonly kind: "closed"; readonly code: number | undefined; readonly reason: string }
@@ -636,20 +634,7 @@ export class WohConnection implements OriginSocket {
         const event = this.inbound[this.inboundHead++]
         if (event === undefined) continue
         this.inboundBytes -= event.size
-        switch (event.kind) {
-          case "text":
-            handlers.onMessage("text", event.data)
-            break
-          case "binary":
-            handlers.onMessage("binary", event.data)
-            break
-          case "ping":
-            handlers.onPing(event.data)
-            break
-          case "pong":
-            handlers.onPong(event.data)
-            break
-        }
+        deliverOriginMessage(handlers, event)
       }
       if (this.inboundHead === this.inbound.length) {
         this.inbound = []

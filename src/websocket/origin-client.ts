@@ -146,6 +146,25 @@ export interface OriginWebSocketHandlers {
   readonly onError?: (error: WebSocketProtocolError | Error) => void
 }
 
+/** A message or control frame from an origin socket, as stand-in sockets queue them. */
+export type OriginMessage =
+  | { readonly kind: "text"; readonly data: string }
+  | { readonly kind: "binary" | "ping" | "pong"; readonly data: Uint8Array }
+
+/** Hands one queued message to the socket's handlers. */
+export const deliverOriginMessage = (handlers: OriginWebSocketHandlers, message: OriginMessage): void => {
+  switch (message.kind) {
+    case "text":
+      return handlers.onMessage("text", message.data)
+    case "binary":
+      return handlers.onMessage("binary", message.data)
+    case "ping":
+      return handlers.onPing(message.data)
+    case "pong":
+      return handlers.onPong(message.data)
+  }
+}
+
 /**
  * Resolves once the origin answered the upgrade: `Open` or `Rejected`. Rejects with
  * `OriginConnectError` (try the next target) or `OriginHandshakeError`.
