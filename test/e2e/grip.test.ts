@@ -7,6 +7,7 @@ import { startOrigin, type TestOrigin } from "../support/origin.ts"
 import { startPushpinTs, type RunningPushpinTs } from "../support/pushpin-ts.ts"
 import { connect } from "node:net"
 import { eventually, publish, subscribed } from "../support/grip.ts"
+import { readChunked } from "../support/chunked.ts"
 import { readUntil } from "../support/streams.ts"
 
 describe("GRIP holds", () => {
@@ -254,14 +255,8 @@ describe("GRIP holds", () => {
     expect((await publish(proxy.publishUrl, [{ channel: "joined", formats: { "http-stream": { content: "later\n" } } }])).status).toBe(200)
     await eventually("the next publish", () => received.includes("later\n"))
     socket.destroy()
-    const body = received.slice(received.indexOf("\r\n\r\n") + 4)
-    const chunks: Array<string> = []
-    for (let at = 0; at < body.length;) {
-      const lineEnd = body.indexOf("\r\n", at)
-      const size = Number.parseInt(body.slice(at, lineEnd), 16)
-      chunks.push(body.slice(lineEnd + 2, lineEnd + 2 + size))
-      at = lineEnd + 2 + size + 2
-    }
+    const body = Buffer.from(received.slice(received.indexOf("\r\n\r\n") + 4), "latin1")
+    const chunks = readChunked(body).chunks.map((chunk) => chunk.toString("latin1"))
     expect(chunks).toEqual(["start\n", items.map((_, n) => `m${n}\n`).join(""), "later\n"])
   })
 

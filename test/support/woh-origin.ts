@@ -13,6 +13,7 @@
  */
 import { Result } from "effect"
 import { createServer, type Server, type Socket } from "node:net"
+import { readChunked } from "./chunked.ts"
 import { listenOnLoopback } from "./origin.ts"
 import { decodeEvents, encodeEvents, type WsEvent as WohEvent } from "../../src/websocket/events.ts"
 
@@ -110,26 +111,6 @@ const parseRequestHead = (text: string): ParsedHead => {
   }
 }
 
-/** The body of a chunked request if it is whole, and how many bytes it took; undefined while more is needed. */
-const dechunk = (data: Buffer): { body: Buffer; used: number } | undefined => {
-  const parts: Array<Buffer> = []
-  let offset = 0
-  for (;;) {
-    const lineEnd = data.indexOf("\r\n", offset)
-    if (lineEnd < 0) return undefined
-    const size = Number.parseInt(data.subarray(offset, lineEnd).toString("latin1"), 16)
-    if (Number.isNaN(size)) throw new Error("bad chunk size")
-    if (size === 0) {
-      // No trailers expected: the last chunk line and an empty line.
-      if (data.length < lineEnd + 4) return undefined
-      return { body: Buffer.concat(parts), used: lineEnd + 4 }
-    }
-    if (data.length < lineEnd + 2 + size + 2) return undefined
-    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size))
-    offset = lineEnd + 2 + size + 2
-  }
-}
-
 const encodeReply = (reply: WohReply): Buffer => {
   const status = reply.status ?? 200
   const body =
@@ -208,10 +189,10 @@ export const startWohOrigin = async (respond: WohResponder): Promise<WohOrigin> 
         let body: Buffer
         let used: number
         if (chunked) {
-          const whole = dechunk(rest)
-          if (whole === undefined) return
-          body = whole.body
-          used = whole.used
+          const read = readChunked(rest)
+          if (!read.ended) return
+          body = Buffer.concat(read.chunks)
+          used = read.used
         } else {
           const length = Number(lengthHeader ?? "0")
           if (rest.length < length) return

@@ -15,6 +15,7 @@
  */
 import { createHash, randomBytes } from "node:crypto"
 import { createConnection, createServer, type Server, type Socket } from "node:net"
+import { readChunked } from "./chunked.ts"
 import { listenOnLoopback } from "./origin.ts"
 
 export const Op = {
@@ -348,22 +349,6 @@ const parseHead = (text: string): HttpHead => {
   throw new Error(`not an HTTP head: ${JSON.stringify(firstLine)}`)
 }
 
-/** Decodes a chunked body if it is whole; undefined while more is needed. */
-const dechunk = (data: Buffer): Buffer | undefined => {
-  const parts: Array<Buffer> = []
-  let offset = 0
-  for (;;) {
-    const lineEnd = data.indexOf("\r\n", offset)
-    if (lineEnd < 0) return undefined
-    const size = Number.parseInt(data.subarray(offset, lineEnd).toString("latin1"), 16)
-    if (Number.isNaN(size)) throw new Error("bad chunk size")
-    if (size === 0) return Buffer.concat(parts)
-    if (data.length < lineEnd + 2 + size + 2) return undefined
-    parts.push(data.subarray(lineEnd + 2, lineEnd + 2 + size))
-    offset = lineEnd + 2 + size + 2
-  }
-}
-
 /** The headers of a valid upgrade request to 127.0.0.1:`port`. */
 export const upgradeHeaders = (port: number): Record<string, string> => ({
   host: `127.0.0.1:${port}`,
@@ -419,8 +404,8 @@ export const upgrade = (options: UpgradeOptions): Promise<UpgradeOutcome> =>
         return
       }
       if (headerOf(head, "transfer-encoding")?.toLowerCase() === "chunked") {
-        const whole = dechunk(body)
-        if (whole !== undefined) settle({ kind: "refused", answer: { head, body: whole, ending: "chunked" } })
+        const read = readChunked(body)
+        if (read.ended) settle({ kind: "refused", answer: { head, body: Buffer.concat(read.chunks), ending: "chunked" } })
         else if (atEnd) settle({ kind: "refused", answer: { head, body, ending: "closed" } })
         return
       }
